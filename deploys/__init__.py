@@ -1,0 +1,1 @@
+"""pyinfra-kubeadm: deploys that converge Ubuntu/Debian hosts into a kubeadm cluster."""

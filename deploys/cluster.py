@@ -1,0 +1,14 @@
+"""Entry point: the whole cluster — nodes, then Kubernetes, then add-ons, in that order.
+
+    pyinfra inventory.py deploys/cluster.py
+"""
+
+from deploys.addons import converge_addons
+from deploys.kubernetes import converge_kubernetes
+from deploys.runtime.containerd import converge_containerd
+from deploys.system import prepare_system
+
+prepare_system()
+converge_containerd()
+converge_kubernetes()
+converge_addons()

@@ -1,0 +1,10 @@
+"""Entry point: everything a node needs before the Kubernetes packages.
+
+    pyinfra inventory.py deploys/node.py
+"""
+
+from deploys.runtime.containerd import converge_containerd
+from deploys.system import prepare_system
+
+prepare_system()
+converge_containerd()

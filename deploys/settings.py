@@ -1,0 +1,366 @@
+"""The one data model: every setting, its single default, and the checks on a cluster file.
+
+A cluster file (YAML) overrides these defaults cluster-wide under ``settings:`` and per host
+under ``hosts[].settings``. Nothing else in the project defines a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploys import versions
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- connection (pyinfra's own SSH data keys) ---
+    # SSH login user.
+    ssh_user: str = "root"
+    # SSH port.
+    ssh_port: int = 22
+    # Private key file; empty uses the SSH agent / default keys.
+    ssh_key: str = ""
+    # known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.
+    ssh_known_hosts_file: str = ""
+    # Escalate with sudo (needed when ssh_user is not root, e.g. Vagrant's "vagrant").
+    sudo: bool = False
+
+    # --- Kubernetes ---
+    # Exact Kubernetes release (major.minor.patch) for kubeadm/kubelet/kubectl and the
+    # control plane. 1.34 is the default: the newest minor with a full year of upstream
+    # patch support left, kubeadm config API v1beta4, and mirrored widely.
+    kubernetes_version: str = "1.34.2"
+    # Base of the per-minor Kubernetes apt repository; "/v1.NN/deb/" is appended.
+    # Mirrors: e.g. https://mirrors.aliyun.com/kubernetes-new/core/stable
+    kubernetes_apt_repo: str = "https://pkgs.k8s.io/core:/stable:"
+    # Registry holding the control-plane images and the pause (sandbox) image.
+    image_repository: str = "registry.k8s.io"
+    # Pod network; must equal flannel's network.
+    pod_subnet: str = "10.244.0.0/16"
+    # Service network.
+    service_subnet: str = "10.96.0.0/12"
+    # Cluster DNS domain.
+    dns_domain: str = "cluster.local"
+    # "host:port" of the API server for HA (a load balancer or VIP); empty uses the
+    # first control plane's address and api_port.
+    control_plane_endpoint: str = ""
+    # Port the API server listens on.
+    api_port: int = 6443
+    # Extra subject alternative names for the API server certificate.
+    cert_sans: list = field(default_factory=list)
+    # kube-proxy mode: "iptables" or "ipvs".
+    kube_proxy_mode: str = "iptables"
+    # Keep the control-plane NoSchedule taint (false lets workloads run on control planes).
+    control_plane_taint: bool = True
+    # Kubelet image GC: start collecting above this disk usage percent ...
+    image_gc_high_threshold: int = 85
+    # ... and collect down to this percent.
+    image_gc_low_threshold: int = 80
+    # Container log rotation size and number of files kept.
+    container_log_max_size: str = "10Mi"
+    container_log_max_files: int = 5
+    # Optional KubeSchedulerConfiguration: {percentage_of_nodes_to_score: int,
+    # profiles: [{scheduler_name, plugins: {enabled: [...], disabled: [...]},
+    # score_weights: {PluginName: weight}}]}. Empty: kube-scheduler defaults.
+    scheduler: dict = field(default_factory=dict)
+    # Non-root user on control planes that also gets ~/.kube/config; empty: root only.
+    admin_user: str = ""
+    # Local path on the machine running pyinfra to write the admin kubeconfig to (0600);
+    # empty: not fetched.
+    fetch_kubeconfig: str = ""
+
+    # --- container runtime ---
+    # Where containerd comes from: "distro" (the OS's containerd package) or "docker"
+    # (Docker's containerd.io repository).
+    containerd_source: str = "distro"
+    # Exact apt version of the containerd package to pin; empty takes the version the
+    # chosen repository offers for this OS release (then held, never upgraded silently).
+    containerd_version: str = ""
+    # Base of Docker's apt repository; "/ubuntu" or "/debian" is appended.
+    # Mirror: e.g. https://mirrors.aliyun.com/docker-ce/linux
+    docker_apt_repo: str = "https://download.docker.com/linux"
+    # Registry mirrors for containerd: {registry: [mirror URL, ...]}; the upstream
+    # registry stays the fallback. e.g. {"docker.io": ["https://docker.m.daocloud.io"]}
+    registry_mirrors: dict = field(default_factory=dict)
+    # Credentials per registry or mirror host: {host: {username: ..., password: ...}}.
+    # Secret: never printed, written only to root-only files.
+    registry_auth: dict = field(default_factory=dict)
+
+    # --- operating system ---
+    # Time sync daemon: "chrony", "ntp" (ntpsec where that is the package) or "timesyncd".
+    time_sync: str = "chrony"
+    # NTP servers or pools.
+    time_servers: list = field(default_factory=lambda: ["pool.ntp.org"])
+    # Firewall: "open" opens exactly the ports kubeadm and flannel need per role (ufw on
+    # Ubuntu, firewalld where installed); "disabled" turns the firewall off.
+    firewall: str = "open"
+    # Extra sysctls: {name: value}, written with the required ones.
+    sysctls: dict = field(default_factory=dict)
+
+    # --- add-ons ---
+    # Pinned flannel release.
+    flannel_version: str = "v0.27.4"
+    # flannel backend: "vxlan", "host-gw" or "wireguard".
+    flannel_backend: str = "vxlan"
+    # Registry prefix for flannel's images (flannel and flannel-cni-plugin).
+    flannel_image_repository: str = "ghcr.io/flannel-io"
+    # Kuboard v3 server URL (e.g. http://10.0.0.5:80); empty: no Kuboard agent.
+    kuboard_server: str = ""
+    # Agent token from Kuboard's "add cluster, agent mode". Secret.
+    kuboard_agent_token: str = ""
+    # Registry prefix that replaces the agent manifest's image registry; empty: unchanged.
+    kuboard_image_repository: str = ""
+    # Run the Kuboard v3 server itself: "" (no), "container" (on kuboard_server_host).
+    kuboard_server_mode: str = ""
+    # Inventory name of the host that runs the Kuboard server container.
+    kuboard_server_host: str = ""
+    # Pinned Kuboard v3 server image.
+    kuboard_server_image: str = "swr.cn-east-2.myhuaweicloud.com/kuboard/kuboard:v3.5.2.7"
+
+
+SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
+DEFAULTS = dataclasses.asdict(Settings())
+# Settings whose values are secrets: never printed, never in world-readable files.
+SECRET_SETTINGS = ("registry_auth", "kuboard_agent_token")
+ROLES = ("control_plane", "worker")
+HOST_KEYS = ("name", "address", "roles", "settings")
+
+_CHOICES = {
+    "containerd_source": ("distro", "docker"),
+    "time_sync": ("chrony", "ntp", "timesyncd"),
+    "firewall": ("open", "disabled"),
+    "kube_proxy_mode": ("iptables", "ipvs"),
+    "flannel_backend": ("vxlan", "host-gw", "wireguard"),
+    "kuboard_server_mode": ("", "container"),
+}
+_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_SIZE = re.compile(r"^[0-9]+(Ki|Mi|Gi)$")
+_RELEASE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+class ClusterError(ValueError):
+    """A cluster file that must not be applied; the message names file, host and field."""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    roles: tuple[str, ...]
+    overrides: dict  # per-host settings from the cluster file
+
+    @property
+    def is_control_plane(self) -> bool:
+        return "control_plane" in self.roles
+
+    @property
+    def is_worker(self) -> bool:
+        return "worker" in self.roles
+
+
+@dataclass(frozen=True)
+class Cluster:
+    path: str
+    nodes: tuple[Node, ...]
+    overrides: dict  # cluster-wide settings from the cluster file
+    warnings: tuple[str, ...] = ()
+
+    def settings_for(self, node: Node) -> Settings:
+        return Settings(**{**self.overrides, **node.overrides})
+
+    @property
+    def control_planes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_control_plane)
+
+
+def from_host_data(data) -> Settings:
+    """The settings of one pyinfra host, read from its data (inventory.py put them there)."""
+    return Settings(**{name: data.get(name, DEFAULTS[name]) for name in SETTING_NAMES})
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    """Read and check a cluster file; raise ClusterError on anything that must be refused."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            doc = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ClusterError(f"{path}: cannot read cluster file: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ClusterError(f"{path}: not valid YAML: {exc}") from None
+    return parse_cluster(doc, path)
+
+
+def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
+    if not isinstance(doc, dict):
+        raise ClusterError(f"{path}: expected a mapping with 'hosts' and 'settings'")
+    _unknown(path, "", doc, ("hosts", "settings"))
+    overrides = _check_settings(path, "settings", doc.get("settings") or {})
+    hosts = doc.get("hosts")
+    if not isinstance(hosts, list) or not hosts:
+        raise ClusterError(f"{path}: 'hosts' must be a non-empty list of hosts")
+    nodes = tuple(_parse_node(path, i, entry) for i, entry in enumerate(hosts))
+    _check_unique(path, nodes)
+    warnings = []
+    for node in nodes:
+        merged = {**overrides, **node.overrides}
+        where = f"host {node.name!r}" if node.overrides else "settings"
+        warnings += _check_values(path, where, merged)
+    cluster = Cluster(path=path, nodes=nodes, overrides=overrides)
+    cps = cluster.control_planes
+    if not cps:
+        raise ClusterError(f"{path}: no host has the role 'control_plane'; a cluster needs one")
+    if len(cps) % 2 == 0:
+        warnings.append(
+            f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
+            "for quorum (1, 3, 5)"
+        )
+    if len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
+        raise ClusterError(
+            f"{path}: settings.control_plane_endpoint: required with more than one control "
+            "plane (a load balancer or VIP in front of the API servers)"
+        )
+    return dataclasses.replace(cluster, warnings=tuple(dict.fromkeys(warnings)))
+
+
+def _parse_node(path: str, index: int, entry: Any) -> Node:
+    if not isinstance(entry, dict):
+        raise ClusterError(f"{path}: hosts[{index}]: expected a mapping")
+    label = f"hosts[{index}]" + (f" ({entry['name']})" if "name" in entry else "")
+    _unknown(path, label, entry, HOST_KEYS)
+    for key in ("name", "address", "roles"):
+        if key not in entry or entry[key] in (None, "", []):
+            raise ClusterError(f"{path}: {label}: '{key}' is required")
+    name = entry["name"]
+    if not isinstance(name, str) or not _HOSTNAME.match(name):
+        raise ClusterError(
+            f"{path}: {label}: name {name!r} is not a valid host name "
+            "(lowercase letters, digits and '-', at most 63)"
+        )
+    label = f"host {name!r}"
+    address = _ip(path, label, "address", entry["address"])
+    roles = entry["roles"]
+    if isinstance(roles, str):
+        roles = [roles]
+    if not isinstance(roles, list) or not all(r in ROLES for r in roles):
+        raise ClusterError(
+            f"{path}: {label}: roles {entry['roles']!r}: each role must be one of {ROLES}"
+        )
+    overrides = _check_settings(path, f"{label}: settings", entry.get("settings") or {})
+    return Node(name=name, address=address, roles=tuple(dict.fromkeys(roles)), overrides=overrides)
+
+
+def _check_unique(path: str, nodes: tuple[Node, ...]) -> None:
+    for attr in ("name", "address"):
+        seen: dict[str, str] = {}
+        for node in nodes:
+            value = getattr(node, attr)
+            if value in seen:
+                raise ClusterError(
+                    f"{path}: host {node.name!r}: duplicate {attr} {value!r} "
+                    f"(also used by host {seen[value]!r})"
+                )
+            seen[value] = node.name
+
+
+def _unknown(path: str, label: str, mapping: dict, allowed) -> None:
+    for key in mapping:
+        if key not in allowed:
+            hint = _closest(key, allowed)
+            where = f"{label}: " if label else ""
+            raise ClusterError(
+                f"{path}: {where}unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+            )
+
+
+def _closest(key: Any, allowed) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(str(key), list(allowed), n=1)
+    return matches[0] if matches else None
+
+
+def _check_settings(path: str, label: str, values: Any) -> dict:
+    """Keys and types of a settings mapping; values are checked once merged per host."""
+    if not isinstance(values, dict):
+        raise ClusterError(f"{path}: {label}: expected a mapping of setting: value")
+    _unknown(path, label, values, SETTING_NAMES)
+    for key, value in values.items():
+        expected = type(DEFAULTS[key])
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+        if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = False  # 1.30 in YAML is a float: make the user quote versions
+        if not ok:
+            raise ClusterError(
+                f"{path}: {label}.{key}: expected {expected.__name__}, "
+                f"got {type(value).__name__} {value!r}"
+                + (" (quote it)" if expected is str else "")
+            )
+    return dict(values)
+
+
+def _ip(path: str, label: str, key: str, value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        raise ClusterError(f"{path}: {label}: {key} {value!r} is not an IP address") from None
+
+
+def _network(path: str, where: str, key: str, value: str):
+    try:
+        return ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ClusterError(f"{path}: {where}: {key} {value!r} is not a valid CIDR ({exc})") from None
+
+
+def _check_values(path: str, where: str, values: dict) -> list[str]:
+    """Check the merged settings of one host; return warnings, raise on errors."""
+    s = Settings(**values)
+
+    def fail(key: str, message: str) -> ClusterError:
+        return ClusterError(f"{path}: {where}: {key}: {message}")
+
+    for key, choices in _CHOICES.items():
+        if getattr(s, key) not in choices:
+            raise fail(key, f"{getattr(s, key)!r} is not one of {[c for c in choices if c]}")
+    try:
+        versions.check_kubernetes_version(s.kubernetes_version)
+    except ValueError as exc:
+        raise fail("kubernetes_version", str(exc)) from None
+    pods = _network(path, where, "pod_subnet", s.pod_subnet)
+    services = _network(path, where, "service_subnet", s.service_subnet)
+    if pods.version == services.version and pods.overlaps(services):
+        raise fail("service_subnet", f"{s.service_subnet} overlaps pod_subnet {s.pod_subnet}")
+    for port_key in ("ssh_port", "api_port"):
+        if not 0 < getattr(s, port_key) < 65536:
+            raise fail(port_key, f"{getattr(s, port_key)} is not a TCP port")
+    if not 0 <= s.image_gc_low_threshold < s.image_gc_high_threshold <= 100:
+        raise fail("image_gc_low_threshold", "need 0 <= low < high <= 100")
+    if not _SIZE.match(s.container_log_max_size):
+        raise fail("container_log_max_size", f"{s.container_log_max_size!r} is not like '10Mi'")
+    if not _RELEASE.match(s.flannel_version):
+        raise fail("flannel_version", f"{s.flannel_version!r} is not a release like 'v0.27.4'")
+    if s.control_plane_endpoint and not re.match(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]+$", s.control_plane_endpoint):
+        raise fail("control_plane_endpoint", f"{s.control_plane_endpoint!r} is not 'host:port'")
+    for registry, mirrors in s.registry_mirrors.items():
+        if not isinstance(mirrors, list) or not all(
+            isinstance(m, str) and re.match(r"^https?://[^\s\"']+$", m) for m in mirrors
+        ):
+            raise fail(f"registry_mirrors.{registry}", "expected a list of http(s):// URLs")
+    for registry, auth in s.registry_auth.items():
+        if not isinstance(auth, dict) or set(auth) != {"username", "password"}:
+            raise fail(f"registry_auth.{registry}", "expected {username: ..., password: ...}")
+    if not all(isinstance(v, (str, int)) for v in s.sysctls.values()):
+        raise fail("sysctls", "values must be strings or integers")
+    if not s.time_servers or not all(isinstance(t, str) and t for t in s.time_servers):
+        raise fail("time_servers", "expected a non-empty list of host names")
+    if s.kuboard_server and not s.kuboard_agent_token:
+        raise fail("kuboard_agent_token", "required when kuboard_server is set")
+    return []
