@@ -276,7 +276,8 @@ def _unknown(path: str, label: str, mapping: dict, allowed) -> None:
             hint = _closest(key, allowed)
             where = f"{label}: " if label else ""
             raise ClusterError(
-                f"{path}: {where}unknown key {key!r}" + (f" (did you mean {hint!r}?)" if hint else "")
+                f"{path}: {where}unknown key {key!r}"
+                + (f" (did you mean {hint!r}?)" if hint else "")
             )
 
 
@@ -300,8 +301,7 @@ def _check_settings(path: str, label: str, values: Any) -> dict:
         if not ok:
             raise ClusterError(
                 f"{path}: {label}.{key}: expected {expected.__name__}, "
-                f"got {type(value).__name__} {value!r}"
-                + (" (quote it)" if expected is str else "")
+                f"got {type(value).__name__} {value!r}" + (" (quote it)" if expected is str else "")
             )
     return dict(values)
 
@@ -317,7 +317,9 @@ def _network(path: str, where: str, key: str, value: str):
     try:
         return ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
-        raise ClusterError(f"{path}: {where}: {key} {value!r} is not a valid CIDR ({exc})") from None
+        raise ClusterError(
+            f"{path}: {where}: {key} {value!r} is not a valid CIDR ({exc})"
+        ) from None
 
 
 def _check_values(path: str, where: str, values: dict) -> list[str]:
@@ -347,7 +349,9 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
         raise fail("container_log_max_size", f"{s.container_log_max_size!r} is not like '10Mi'")
     if not _RELEASE.match(s.flannel_version):
         raise fail("flannel_version", f"{s.flannel_version!r} is not a release like 'v0.27.4'")
-    if s.control_plane_endpoint and not re.match(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]+$", s.control_plane_endpoint):
+    if s.control_plane_endpoint and not re.match(
+        r"^[A-Za-z0-9.\-\[\]:]+:[0-9]+$", s.control_plane_endpoint
+    ):
         raise fail("control_plane_endpoint", f"{s.control_plane_endpoint!r} is not 'host:port'")
     for registry, mirrors in s.registry_mirrors.items():
         if not isinstance(mirrors, list) or not all(

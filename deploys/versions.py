@@ -23,7 +23,9 @@ PAUSE_TAGS = {
 }
 SUPPORTED_MINORS = tuple(sorted(PAUSE_TAGS))
 
-_VERSION = re.compile(r"^v?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)$")
+_VERSION = re.compile(
+    r"^v?(?P<major>0|[1-9][0-9]*)\.(?P<minor>0|[1-9][0-9]*)\.(?P<patch>0|[1-9][0-9]*)$"
+)
 
 
 def parse_version(version: str) -> tuple[int, int, int]:

@@ -1,0 +1,49 @@
+"""What a deploy knows about the node it runs on: the node, the whole cluster, its settings.
+
+Built the same way for a live pyinfra host (`NodeContext.of(host)`) and for the offline
+renderer (`NodeContext.from_cluster(cluster, node)`), so both produce the same files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deploys.settings import Cluster, Node, Settings, from_host_data
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    node: Node  # the node being converged
+    nodes: tuple[Node, ...]  # every node of the cluster, in cluster-file order
+    settings: Settings  # this node's settings (defaults < cluster < host overrides)
+
+    @property
+    def control_planes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_control_plane)
+
+    @property
+    def first_control_plane(self) -> Node:
+        return self.control_planes[0]
+
+    @property
+    def is_first_control_plane(self) -> bool:
+        return self.node.name == self.first_control_plane.name
+
+    @property
+    def api_endpoint(self) -> str:
+        """host:port every node uses to reach the API server."""
+        s = self.settings
+        return s.control_plane_endpoint or f"{self.first_control_plane.address}:{s.api_port}"
+
+    @classmethod
+    def from_cluster(cls, cluster: Cluster, node: Node) -> NodeContext:
+        return cls(node=node, nodes=cluster.nodes, settings=cluster.settings_for(node))
+
+    @classmethod
+    def of(cls, host) -> NodeContext:
+        """The context of a live pyinfra host (its inventory must come from inventory.py)."""
+        from deploys.inventory import cluster_nodes
+
+        nodes = tuple(cluster_nodes(host.inventory))
+        node = next(n for n in nodes if n.name == host.data.node_name)
+        return cls(node=node, nodes=nodes, settings=from_host_data(host.data))

@@ -1,0 +1,335 @@
+"""Deploy-level test harness: the real deploy code, pyinfra's real operations, recorded hosts.
+
+`run()` builds a pyinfra State/Inventory from a cluster file exactly as inventory.py does,
+runs a @deploy function through pyinfra's API, and then simulates execution in op order:
+`_if` conditions are evaluated, `python.call` functions really run, `did_change()` works.
+Nothing connects anywhere. Hosts are test doubles:
+
+- Facts come from recorded fixtures, tests/deploy/facts/<os>/*.yaml, each with a `fresh:`
+  section (a new machine of that release) and an optional `converged:` section (what
+  changes once the deploy has run). Keys are the fact's name and its arguments as pyinfra
+  passes them, e.g. `server.LinuxDistribution`, `files.File(path=/etc/fstab)`, or
+  `deploys.facts.containerd.ContainerdVersion` for the project's own facts (names below
+  `pyinfra.facts.` are written short). Tests can override any key with `facts=` (all
+  hosts) or `host_facts={host: {...}}`. A fact with no recorded value returns the fact's
+  own default() and is listed in `Run.missing_facts` so tests can insist on full fixtures.
+- Shell commands "run" by the simulated execution, and `host.run_shell_command` calls
+  made by `python.call` functions, are answered by `responses=`: a list of
+  `(regex, exit_code, stdout)` matched against the command text, first match wins;
+  unmatched commands succeed with no output. A command answered with a non-zero exit
+  fails its operation, and the host stops there, as pyinfra does.
+- `converged=True` first runs the deploy on the fresh host, then runs it again with the
+  `converged:` facts plus, for every file the first run uploaded, the facts pyinfra reads
+  to compare it (File with the mode/owner set, Sha1File, parent Directory), so a test can
+  assert that a converged host yields no changes.
+
+    run = harness.run(prepare_system, os="ubuntu-24.04")
+    run.commands("node1")            # every command, in order, as pyinfra would send it
+    run.changed("node1")             # names of operations that would change something
+    run.uploads["node1"]["/etc/sysctl.d/99-kubernetes.conf"]   # uploaded content
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import yaml
+from pyinfra.api import Config, Inventory, State
+from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.facts import FactBase
+from pyinfra.connectors.util import CommandOutput, OutputLine
+from pyinfra.context import ctx_host, ctx_state
+
+from deploys.inventory import host_data
+from deploys.settings import load_cluster, parse_cluster
+
+FACTS_DIR = Path(__file__).parent / "facts"
+OS_RELEASES = (
+    "ubuntu-20.04",
+    "ubuntu-22.04",
+    "ubuntu-24.04",
+    "debian-11",
+    "debian-12",
+    "debian-13",
+)
+# A small default cluster: one control plane and two workers.
+DEFAULT_CLUSTER = {
+    "hosts": [
+        {"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]},
+        {"name": "w1", "address": "10.0.0.21", "roles": ["worker"]},
+        {"name": "w2", "address": "10.0.0.22", "roles": ["worker"]},
+    ],
+    "settings": {},
+}
+
+
+@dataclass
+class OpRecord:
+    name: str
+    commands: list[str]
+    success: bool = True
+    error: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.commands)
+
+
+@dataclass
+class Run:
+    ops: dict[str, list[OpRecord]] = field(default_factory=dict)
+    uploads: dict[str, dict[str, str]] = field(default_factory=dict)
+    missing_facts: dict[str, set[str]] = field(default_factory=dict)
+    log: str = ""  # everything pyinfra logged (what an operator would see)
+
+    def commands(self, host: str) -> list[str]:
+        return [c for op in self.ops[host] for c in op.commands]
+
+    def changed(self, host: str) -> list[str]:
+        return [op.name for op in self.ops[host] if op.changed]
+
+    def op(self, host: str, name: str) -> OpRecord:
+        matches = [op for op in self.ops[host] if op.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} operations named {name!r} on {host}")
+        return matches[0]
+
+    def op_names(self, host: str) -> list[str]:
+        return [op.name for op in self.ops[host]]
+
+    def failed(self, host: str) -> list[OpRecord]:
+        return [op for op in self.ops[host] if not op.success]
+
+
+def load_facts(os_release: str, converged: bool = False) -> dict[str, Any]:
+    """The recorded facts of an OS release: every fixture file's `fresh:` (+ `converged:`)."""
+    folder = FACTS_DIR / os_release
+    if not folder.is_dir():
+        raise ValueError(f"no recorded facts for {os_release!r} in {FACTS_DIR}")
+    facts: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        facts.update(doc.get("fresh") or {})
+        if converged:
+            facts.update(doc.get("converged") or {})
+    return facts
+
+
+def fact_key(fact_cls: type[FactBase], args, kwargs) -> str:
+    module = fact_cls.__module__.removeprefix("pyinfra.facts.")
+    name = f"{module}.{fact_cls.__name__}"
+    parts = [str(a) for a in args] + [f"{k}={v}" for k, v in sorted(kwargs.items())]
+    return f"{name}({', '.join(parts)})" if parts else name
+
+
+class RecordedConnector:
+    """Test double for pyinfra's SSH connector: answers commands from recorded responses."""
+
+    def __init__(self, responses):
+        self.responses = [(re.compile(p), code, out) for p, code, out in responses]
+        self.commands: list[str] = []
+
+    def answer(self, command: str) -> tuple[int, str]:
+        self.commands.append(command)
+        for pattern, code, out in self.responses:
+            if pattern.search(command):
+                return code, out
+        return 0, ""
+
+    def run_shell_command(self, command, print_output=False, print_input=False, **kwargs):
+        text = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+        code, out = self.answer(text)
+        lines = [OutputLine("stdout" if code == 0 else "stderr", line) for line in out.splitlines()]
+        return code == 0, CommandOutput(lines)
+
+
+def _cluster(cluster):
+    if cluster is None:
+        return parse_cluster(DEFAULT_CLUSTER, "<test cluster>")
+    if isinstance(cluster, dict):
+        return parse_cluster(cluster, "<test cluster>")
+    return load_cluster(cluster)
+
+
+def _state(cluster) -> State:
+    hosts = [(n.name, host_data(cluster, n)) for n in cluster.nodes]
+    groups = {
+        "k8s_cluster": ([n.name for n in cluster.nodes], {}),
+        "kube_control_plane": ([n.name for n in cluster.nodes if n.is_control_plane], {}),
+        "kube_node": ([n.name for n in cluster.nodes if n.is_worker], {}),
+    }
+    inventory = Inventory((hosts, {}), **groups)
+    state = State(inventory, Config())
+    for host in inventory:
+        host.connected = True
+        state.activate_host(host)
+    return state
+
+
+def _command_text(command) -> str:
+    if isinstance(command, FileUploadCommand):
+        return f"upload {command.dest}"
+    if isinstance(command, FunctionCommand):
+        return f"call {command.function.__name__}"
+    return command.get_masked_value() if isinstance(command, StringCommand) else str(command)
+
+
+def _simulate(state: State, deploy, deploy_args, facts_for, responses, run: Run):
+    connectors = {host.name: RecordedConnector(responses) for host in state.inventory}
+    failed_hosts: set[str] = set()
+
+    def get_fact(state_, host, cls, args=None, kwargs=None, **_):
+        key = fact_key(cls, args or (), kwargs or {})
+        known = facts_for(host.name)
+        if key in known:
+            return known[key]
+        run.missing_facts.setdefault(host.name, set()).add(key)
+        return cls().default()
+
+    with (
+        mock.patch("pyinfra.api.host.get_fact", get_fact),
+        mock.patch("pyinfra.api.facts.get_fact", get_fact),
+    ):
+        for host in state.inventory:
+            host.connector = connectors[host.name]
+            run.ops[host.name] = []
+            run.uploads[host.name] = {}
+        add_deploy(state, deploy, *deploy_args, host=list(state.inventory))
+        state.is_executing = True
+        for op_hash in state.get_op_order():
+            op_meta = state.get_op_meta(op_hash)
+            name = sorted(op_meta.names)[0].split(" | ")[-1]
+            for host in state.inventory:
+                if host.name in failed_hosts or op_hash not in state.ops[host]:
+                    continue
+                op_data = state.get_op_data_for_host(host, op_hash)
+                record = OpRecord(name=name, commands=[])
+                with ctx_state.use(state), ctx_host.use(host):
+                    try:
+                        for command in op_data.command_generator():
+                            record.commands.append(_command_text(command))
+                            _execute(command, state, host, run, connectors[host.name])
+                    except _CommandFailed as exc:
+                        record.success, record.error = False, str(exc)
+                    except Exception as exc:  # an operation or python.call raising
+                        record.success, record.error = False, f"{type(exc).__name__}: {exc}"
+                op_data.operation_meta.set_complete(
+                    record.success, record.commands, CommandOutput([])
+                )
+                run.ops[host.name].append(record)
+                if not record.success:
+                    failed_hosts.add(host.name)
+        state.is_executing = False
+
+
+class _CommandFailed(Exception):
+    pass
+
+
+def _execute(command, state, host, run: Run, connector: RecordedConnector):
+    if isinstance(command, FileUploadCommand):
+        src = command.src
+        if hasattr(src, "read"):
+            src.seek(0)
+            content = src.read()
+            content = content.decode() if isinstance(content, bytes) else content
+        else:
+            content = Path(src).read_text()
+        run.uploads[host.name][command.dest] = content
+    elif isinstance(command, FunctionCommand):
+        command.function(*command.args, **command.kwargs)
+    elif isinstance(command, StringCommand):
+        code, out = connector.answer(command.get_raw_value())
+        if code != 0:
+            raise _CommandFailed(f"exit {code}: {command.get_masked_value()}: {out}")
+
+
+def _upload_facts(run: Run) -> dict[str, dict[str, Any]]:
+    """For each host: the file facts of a host on which the first run's uploads happened."""
+    per_host: dict[str, dict[str, Any]] = {}
+    for host, uploads in run.uploads.items():
+        facts: dict[str, Any] = {}
+        commands = run.commands(host)
+        for dest, content in uploads.items():
+            mode, user, group = 644, "root", "root"
+            for command in commands:
+                parts = command.split()
+                if parts[-1:] == [dest] and parts[0] == "chmod" and len(parts) == 3:
+                    mode = int(parts[1])
+                if parts[-1:] == [dest] and parts[0] == "chown" and len(parts) == 3:
+                    user, _, group = parts[1].partition(":")
+                    group = group or "root"
+            facts[f"files.File(path={dest})"] = {
+                "mode": mode,
+                "user": user,
+                "group": group,
+                "size": len(content.encode()),
+            }
+            facts[f"files.Sha1File(path={dest})"] = hashlib.sha1(content.encode()).hexdigest()
+            directory = posixpath.dirname(dest)
+            facts[f"files.Directory(path={directory})"] = {"mode": 755, "user": "root"}
+        per_host[host] = facts
+    return per_host
+
+
+def run(
+    deploy,
+    os: str = "ubuntu-24.04",
+    cluster=None,
+    facts: dict[str, Any] | None = None,
+    host_facts: dict[str, dict[str, Any]] | None = None,
+    responses: list[tuple[str, int, str]] | None = None,
+    converged: bool = False,
+    deploy_args: tuple = (),
+) -> Run:
+    """Run `deploy` on every host of `cluster` (a dict, a path, or the default 3 nodes)."""
+    cluster = _cluster(cluster)
+    responses = list(responses or [])
+
+    def facts_source(recorded: dict[str, Any], extra: dict[str, dict[str, Any]]):
+        def facts_for(host: str) -> dict[str, Any]:
+            return {
+                **recorded,
+                **extra.get(host, {}),
+                **(facts or {}),
+                **(host_facts or {}).get(host, {}),
+            }
+
+        return facts_for
+
+    first = _run_once(cluster, deploy, deploy_args, facts_source(load_facts(os), {}), responses)
+    if not converged:
+        return first
+    extra = _upload_facts(first)
+    recorded = load_facts(os, converged=True)
+    return _run_once(cluster, deploy, deploy_args, facts_source(recorded, extra), responses)
+
+
+def _run_once(cluster, deploy, deploy_args, facts_for, responses) -> Run:
+    result = Run()
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("pyinfra")
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        state = _state(cluster)
+        _simulate(state, deploy, deploy_args, facts_for, responses, result)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+    result.log = stream.getvalue()
+    return result
+
+
+__all__ = ["OS_RELEASES", "DEFAULT_CLUSTER", "Run", "OpRecord", "run", "load_facts", "fact_key"]

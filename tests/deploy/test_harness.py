@@ -1,0 +1,73 @@
+"""The deploy-level harness itself: it must see changes, failures and uploads."""
+
+import io
+
+import pytest
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import files, python, server
+
+from tests.deploy import harness
+
+
+@deploy("Harness sample")
+def sample():
+    conf = files.put(
+        name="sample: write conf", src=io.StringIO("a=1\n"), dest="/etc/sample/x.conf", mode="600"
+    )
+    server.shell(name="sample: restart", commands=["systemctl restart sample"], _if=conf.did_change)
+
+    def read_token():
+        ok, output = host.run_shell_command("kubeadm token create", print_output=False)
+        if not ok or output.stdout != "abc":
+            raise RuntimeError("unexpected token output")
+
+    python.call(name="sample: read token", function=read_token, _if=conf.did_change)
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_recorded_identity_of_each_release(os_release):
+    facts = harness.load_facts(os_release)
+    distro = facts["server.LinuxDistribution"]
+    assert os_release.startswith(distro["name"].lower())
+    assert os_release.endswith(str(distro["major"]) + (".04" if distro["minor"] else ""))
+
+
+def test_fresh_host_runs_everything():
+    run = harness.run(sample, responses=[("token create", 0, "abc")])
+    assert run.changed("cp1") == ["sample: write conf", "sample: restart", "sample: read token"]
+    assert run.uploads["w1"]["/etc/sample/x.conf"] == "a=1\n"
+    assert "chmod 600 /etc/sample/x.conf" in run.commands("w2")
+
+
+def test_converged_host_changes_nothing():
+    run = harness.run(sample, converged=True)
+    assert run.changed("cp1") == []
+    assert run.op_names("cp1") == ["sample: write conf", "sample: restart", "sample: read token"]
+
+
+def test_failed_command_stops_the_host():
+    run = harness.run(sample, responses=[("restart sample", 1, "unit not found")])
+    assert [op.name for op in run.failed("cp1")] == ["sample: restart"]
+    assert "unit not found" in run.failed("cp1")[0].error
+    assert run.op_names("cp1") == ["sample: write conf", "sample: restart"]
+
+
+def test_python_call_sees_recorded_output():
+    run = harness.run(sample, responses=[("token create", 0, "wrong")])
+    assert "unexpected token output" in run.failed("w1")[0].error
+
+
+def test_fact_overrides_and_missing_facts():
+    @deploy("Reads a fact")
+    def reads():
+        distro = host.get_fact(LinuxDistribution)
+        server.shell(name="echo: distro", commands=[f"echo {distro['name']}"])
+
+    run = harness.run(
+        reads, os="debian-12", host_facts={"w1": {"server.LinuxDistribution": {"name": "X"}}}
+    )
+    assert run.commands("cp1") == ["echo Debian"]
+    assert run.commands("w1") == ["echo X"]
+    assert run.missing_facts == {}
