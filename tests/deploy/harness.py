@@ -23,6 +23,9 @@ Nothing connects anywhere. Hosts are test doubles:
   to compare it (File with the mode/owner set, Sha1File, parent Directory), so a test can
   assert that a converged host yields no changes.
 
+pyinfra counts every `python.call` that runs as a change: guard such calls with `_if=` (or
+decide in Python before calling) so that a converged host really reports no changes.
+
     run = harness.run(prepare_system, os="ubuntu-24.04")
     run.commands("node1")            # every command, in order, as pyinfra would send it
     run.changed("node1")             # names of operations that would change something
