@@ -318,7 +318,7 @@ def _network(path: str, where: str, key: str, value: str):
         return ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ClusterError(
-            f"{path}: {where}: {key} {value!r} is not a valid CIDR ({exc})"
+            f"{path}: {where}: {key}: {value!r} is not a valid CIDR ({exc})"
         ) from None
 
 
