@@ -1,6 +1,6 @@
 """Entry point: the whole cluster — nodes, then Kubernetes, then add-ons, in that order.
 
-    pyinfra inventory.py deploys/cluster.py
+pyinfra inventory.py deploys/cluster.py
 """
 
 from deploys.addons import converge_addons

@@ -1,6 +1,6 @@
 """Entry point: everything a node needs before the Kubernetes packages.
 
-    pyinfra inventory.py deploys/node.py
+pyinfra inventory.py deploys/node.py
 """
 
 from deploys.runtime.containerd import converge_containerd
