@@ -107,22 +107,25 @@ class Settings:
     # --- add-ons ---
     # Pinned flannel release.
     flannel_version: str = "v0.27.4"
+    # flannel-cni-plugin image tag; the one flannel_version's own kube-flannel.yml uses
+    # (v0.27.4 ships v1.8.0-flannel1). Change both together.
+    flannel_cni_plugin_version: str = "v1.8.0-flannel1"
     # flannel backend: "vxlan", "host-gw" or "wireguard".
     flannel_backend: str = "vxlan"
     # Registry prefix for flannel's images (flannel and flannel-cni-plugin).
     flannel_image_repository: str = "ghcr.io/flannel-io"
     # Kuboard v3 server URL (e.g. http://10.0.0.5:80); empty: no Kuboard agent.
     kuboard_server: str = ""
+    # Cluster name given in Kuboard's "add cluster" (part of the agent manifest's URL);
+    # required with kuboard_server.
+    kuboard_cluster_name: str = ""
     # Agent token from Kuboard's "add cluster, agent mode". Secret.
     kuboard_agent_token: str = ""
     # Registry prefix that replaces the agent manifest's image registry; empty: unchanged.
     kuboard_image_repository: str = ""
-    # Run the Kuboard v3 server itself: "" (no), "container" (on kuboard_server_host).
-    kuboard_server_mode: str = ""
-    # Inventory name of the host that runs the Kuboard server container.
-    kuboard_server_host: str = ""
-    # Pinned Kuboard v3 server image.
-    kuboard_server_image: str = "swr.cn-east-2.myhuaweicloud.com/kuboard/kuboard:v3.5.2.7"
+    # Seconds each wait at the end of a run may take: every node Ready, the kube-system and
+    # flannel pods Running, the Kuboard agent available after it was applied.
+    ready_timeout: int = 600
 
 
 SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
@@ -138,11 +141,20 @@ _CHOICES = {
     "firewall": ("open", "disabled"),
     "kube_proxy_mode": ("iptables", "ipvs"),
     "flannel_backend": ("vxlan", "host-gw", "wireguard"),
-    "kuboard_server_mode": ("", "container"),
 }
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SIZE = re.compile(r"^[0-9]+(Ki|Mi|Gi)$")
 _RELEASE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
+_CNI_PLUGIN_RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+(-flannel[0-9]+)?")
+# registry host[:port] followed by repository path components, e.g. ghcr.io/flannel-io.
+_IMAGE_REPOSITORY = re.compile(
+    r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+)
+# http(s)://host[:port][/path]: no credentials, query or fragment.
+_SERVER_URL = re.compile(
+    r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?(/[A-Za-z0-9_.~/-]*)?"
+)
+_URL_WORD = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 class ClusterError(ValueError):
@@ -367,4 +379,28 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
         raise fail("time_servers", "expected a non-empty list of host names")
     if s.kuboard_server and not s.kuboard_agent_token:
         raise fail("kuboard_agent_token", "required when kuboard_server is set")
+    if pods.version != 4:
+        raise fail("pod_subnet", f"{s.pod_subnet}: flannel's network must be IPv4")
+    if not _CNI_PLUGIN_RELEASE.fullmatch(s.flannel_cni_plugin_version):
+        raise fail(
+            "flannel_cni_plugin_version",
+            f"{s.flannel_cni_plugin_version!r} is not a tag like 'v1.8.0-flannel1'",
+        )
+    for key in ("flannel_image_repository", "kuboard_image_repository"):
+        value = getattr(s, key)
+        if value and not _IMAGE_REPOSITORY.fullmatch(value):
+            raise fail(key, f"{value!r} is not a registry prefix like 'ghcr.io/flannel-io'")
+    if s.kuboard_server:
+        if not _SERVER_URL.fullmatch(s.kuboard_server):
+            raise fail("kuboard_server", f"{s.kuboard_server!r} is not like 'http://10.0.0.5:80'")
+        if not _URL_WORD.fullmatch(s.kuboard_agent_token):
+            raise fail("kuboard_agent_token", "may hold only letters, digits and . _ ~ -")
+        if not _URL_WORD.fullmatch(s.kuboard_cluster_name):
+            raise fail(
+                "kuboard_cluster_name",
+                f"{s.kuboard_cluster_name!r}: required with kuboard_server; letters, digits "
+                "and . _ ~ - only",
+            )
+    if s.ready_timeout <= 0:
+        raise fail("ready_timeout", f"{s.ready_timeout} is not a positive number of seconds")
     return []
