@@ -30,6 +30,7 @@ decide in Python before calling) so that a converged host really reports no chan
     run.commands("node1")            # every command, in order, as pyinfra would send it
     run.changed("node1")             # names of operations that would change something
     run.uploads["node1"]["/etc/sysctl.d/99-kubernetes.conf"]   # uploaded content
+    run.stdin["node1"]               # (command, text) for commands fed through `_stdin`
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class Run:
     ops: dict[str, list[OpRecord]] = field(default_factory=dict)
     uploads: dict[str, dict[str, str]] = field(default_factory=dict)
     missing_facts: dict[str, set[str]] = field(default_factory=dict)
+    # (command, text) of every command given a `_stdin` (e.g. secret files written that way)
+    stdin: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     log: str = ""  # everything pyinfra logged (what an operator would see)
 
     def commands(self, host: str) -> list[str]:
@@ -251,9 +254,25 @@ def _execute(command, state, host, run: Run, connector: RecordedConnector):
     elif isinstance(command, FunctionCommand):
         command.function(*command.args, **command.kwargs)
     elif isinstance(command, StringCommand):
+        if command.connector_arguments.get("_stdin") is not None:
+            text = command.connector_arguments["_stdin"]
+            run.stdin.setdefault(host.name, []).append((command.get_masked_value(), text))
         code, out = connector.answer(command.get_raw_value())
         if code != 0:
             raise _CommandFailed(f"exit {code}: {command.get_masked_value()}: {out}")
+
+
+def _attributes(commands: list[str], path: str, mode: int) -> dict[str, Any]:
+    """Mode and owner of `path` after `commands` (its last chmod/chown), else the defaults."""
+    user, group = "root", "root"
+    for command in commands:
+        parts = command.split()
+        if parts[-1:] == [path] and parts[0] == "chmod" and len(parts) == 3:
+            mode = int(parts[1])
+        if parts[-1:] == [path] and parts[0] == "chown" and len(parts) == 3:
+            user, _, group = parts[1].partition(":")
+            group = group or "root"
+    return {"mode": mode, "user": user, "group": group}
 
 
 def _upload_facts(run: Run) -> dict[str, dict[str, Any]]:
@@ -263,23 +282,13 @@ def _upload_facts(run: Run) -> dict[str, dict[str, Any]]:
         facts: dict[str, Any] = {}
         commands = run.commands(host)
         for dest, content in uploads.items():
-            mode, user, group = 644, "root", "root"
-            for command in commands:
-                parts = command.split()
-                if parts[-1:] == [dest] and parts[0] == "chmod" and len(parts) == 3:
-                    mode = int(parts[1])
-                if parts[-1:] == [dest] and parts[0] == "chown" and len(parts) == 3:
-                    user, _, group = parts[1].partition(":")
-                    group = group or "root"
             facts[f"files.File(path={dest})"] = {
-                "mode": mode,
-                "user": user,
-                "group": group,
+                **_attributes(commands, dest, 644),
                 "size": len(content.encode()),
             }
             facts[f"files.Sha1File(path={dest})"] = hashlib.sha1(content.encode()).hexdigest()
             directory = posixpath.dirname(dest)
-            facts[f"files.Directory(path={directory})"] = {"mode": 755, "user": "root"}
+            facts[f"files.Directory(path={directory})"] = _attributes(commands, directory, 755)
         per_host[host] = facts
     return per_host
 

@@ -1,0 +1,154 @@
+"""The end of a cluster run: a bounded wait until the cluster is ready, then a summary.
+
+Ready means every node of the inventory is registered and Ready, every node runs a ready
+flannel pod, and every kube-system pod is Running and ready. A ready cluster makes the wait
+a no-op, so a converged run reports no change; otherwise the run waits (each wait bounded by
+`ready_timeout`) and prints a short summary: nodes and roles, versions, where the
+kubeconfig is, the Kuboard address. No secret is part of it.
+"""
+
+from __future__ import annotations
+
+import json
+
+from pyinfra import host
+from pyinfra.api import FactBase, deploy, operation
+from pyinfra.operations import python
+
+from deploys.addons import flannel
+from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
+from deploys.context import NodeContext
+
+SYSTEM_NAMESPACE = "kube-system"
+
+
+class ClusterStatus(FactBase):
+    """Nodes and pods as the API server reports them (`kubectl get nodes,pods -o json`);
+    None while kubectl, the admin kubeconfig or the API server is not there."""
+
+    def command(self) -> str:
+        return (
+            f"kubectl --kubeconfig {ADMIN_KUBECONFIG} get nodes,pods --all-namespaces -o json"
+            " 2>/dev/null || true"
+        )
+
+    def process(self, output):
+        try:
+            return json.loads("\n".join(output))
+        except ValueError:
+            return None
+
+
+def _items(status, kind: str) -> list[dict]:
+    return [i for i in (status or {}).get("items", []) if i.get("kind") == kind]
+
+
+def _condition(item: dict, name: str) -> bool:
+    conditions = item.get("status", {}).get("conditions") or []
+    return any(c.get("type") == name and c.get("status") == "True" for c in conditions)
+
+
+def _pod_ready(pod: dict) -> bool:
+    return pod.get("status", {}).get("phase") == "Running" and _condition(pod, "Ready")
+
+
+def problems(status: dict | None, node_names: list[str]) -> list[str]:
+    """What keeps the cluster from being ready; empty when it is ready."""
+    if status is None:
+        return ["the API server did not answer"]
+    found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
+    pods = _items(status, "Pod")
+    flannel_nodes = {
+        p.get("spec", {}).get("nodeName")
+        for p in pods
+        if p["metadata"].get("namespace") == flannel.NAMESPACE and _pod_ready(p)
+    }
+    issues = []
+    for name in node_names:
+        if name not in found:
+            issues.append(f"node {name} is not registered")
+        elif not _condition(found[name], "Ready"):
+            issues.append(f"node {name} is not Ready")
+        elif name not in flannel_nodes:
+            issues.append(f"node {name} has no ready flannel pod")
+    for pod in pods:
+        meta, phase = pod["metadata"], pod.get("status", {}).get("phase")
+        system = meta.get("namespace") == SYSTEM_NAMESPACE and phase != "Succeeded"
+        if system and not _pod_ready(pod):
+            issues.append(f"pod {SYSTEM_NAMESPACE}/{meta['name']} is {phase or 'unknown'}")
+    return issues
+
+
+def summary(ctx: NodeContext, status: dict | None) -> list[str]:
+    """The lines printed at the end of a run that changed the cluster."""
+    s = ctx.settings
+    found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
+    lines = [f"cluster ready: {len(ctx.nodes)} nodes, API server {ctx.api_endpoint}"]
+    width = max(len(n.name) for n in ctx.nodes)
+    for node in ctx.nodes:
+        info = found.get(node.name, {}).get("status", {}).get("nodeInfo", {})
+        roles = ",".join(r.replace("_", "-") for r in node.roles)
+        kubelet = info.get("kubeletVersion", "?")
+        runtime = info.get("containerRuntimeVersion", "?")
+        row = f"{node.name:<{width}}  {node.address:<15}  {roles:<21}  {kubelet}  {runtime}"
+        lines.append(f"  {row}")
+    lines.append(
+        f"Kubernetes {s.kubernetes_version}, flannel {s.flannel_version} ({s.flannel_backend},"
+        f" pod network {s.pod_subnet})"
+    )
+    places = [f"{ADMIN_KUBECONFIG} on {ctx.first_control_plane.name}"]
+    if s.admin_user:
+        places.append(f"~{s.admin_user}/.kube/config on the control planes")
+    if s.fetch_kubeconfig:
+        places.append(f"{s.fetch_kubeconfig} on this machine")
+    lines.append("kubeconfig: " + "; ".join(places))
+    lines.append(f"Kuboard: {s.kuboard_server}" if s.kuboard_server else "Kuboard: not configured")
+    return lines
+
+
+@operation()
+def cluster_ready(node_names: list[str], timeout: int):
+    """Wait, each step bounded by `timeout` seconds, until every node is Ready, flannel runs
+    on every node and the kube-system pods are ready; nothing to do if that is already so.
+
+    + node_names: the nodes that must be Ready
+    + timeout: seconds each wait may take
+    """
+    pending = problems(host.get_fact(ClusterStatus), node_names)
+    if not pending:
+        host.noop("every node is Ready, flannel and the kube-system pods are running")
+        return
+    limit = f"--timeout={timeout}s"
+    yield kubectl("wait", "--for=condition=Ready", *(f"node/{n}" for n in node_names), limit)
+    daemonset = f"daemonset/{flannel.DAEMONSET}"
+    yield kubectl("-n", flannel.NAMESPACE, "rollout", "status", daemonset, limit)
+    yield kubectl(
+        "-n",
+        SYSTEM_NAMESPACE,
+        "wait",
+        "--for=condition=Ready",
+        "pods",
+        "--all",
+        "--field-selector=status.phase!=Succeeded",
+        limit,
+    )
+
+
+def _log_summary(ctx: NodeContext) -> None:
+    for line in summary(ctx, host.get_fact(ClusterStatus)):
+        host.log(line)
+
+
+@deploy("Cluster ready")
+def wait_for_cluster():
+    ctx = NodeContext.of(host)
+    if not ctx.is_first_control_plane:
+        return
+    waited = cluster_ready(
+        name="cluster: wait until ready",
+        node_names=[n.name for n in ctx.nodes],
+        timeout=ctx.settings.ready_timeout,
+    )
+    python.call(
+        name="cluster: print summary", function=_log_summary, ctx=ctx, _if=waited.did_change
+    )

@@ -1,0 +1,180 @@
+"""A stand-in for a Kuboard v3 server: a small HTTP server on 127.0.0.1 that serves an agent
+manifest from the `installAgentToKubernetes` endpoint, the way Kuboard's "add cluster,
+agent mode" page tells users to fetch it:
+
+    curl 'http://SERVER/kuboard-api/cluster/NAME/kind/KubernetesCluster/NAME/resource/
+          installAgentToKubernetes?token=TOKEN' > kuboard-agent.yaml
+
+It answers 401 for a wrong token and 404 for any other path, and records every request.
+The manifest it serves has the shape of a real one (namespace, service accounts, role
+bindings, two agent deployments) and carries credentials of its own, so tests can check
+that neither they nor the token are ever printed.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+AGENT_KEY = "stand-in-agent-key-9f8e7d6c5b4a"  # a credential inside the served manifest
+
+AGENT_MANIFEST = f"""\
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: kuboard
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: kuboard-admin
+  namespace: kuboard
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kuboard-admin-crb
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: cluster-admin
+subjects:
+  - kind: ServiceAccount
+    name: kuboard-admin
+    namespace: kuboard
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: kuboard-viewer
+  namespace: kuboard
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: kuboard-viewer-crb
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: view
+subjects:
+  - kind: ServiceAccount
+    name: kuboard-viewer
+    namespace: kuboard
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kuboard-agent-{{name}}
+  namespace: kuboard
+  labels:
+    k8s.kuboard.cn/name: kuboard-agent-{{name}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      k8s.kuboard.cn/name: kuboard-agent-{{name}}
+  template:
+    metadata:
+      labels:
+        k8s.kuboard.cn/name: kuboard-agent-{{name}}
+    spec:
+      serviceAccountName: kuboard-admin
+      containers:
+        - name: kuboard-agent
+          # image: eipwork/kuboard-agent:v3 (the default when the server has no mirror)
+          image: 'eipwork/kuboard-agent:v3'
+          imagePullPolicy: IfNotPresent
+          env:
+            - name: KUBOARD_ENDPOINT
+              value: "http://127.0.0.1:80"
+            - name: KUBOARD_AGENT_KEY
+              value: "{AGENT_KEY}"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kuboard-agent-{{name}}-2
+  namespace: kuboard
+  labels:
+    k8s.kuboard.cn/name: kuboard-agent-{{name}}-2
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      k8s.kuboard.cn/name: kuboard-agent-{{name}}-2
+  template:
+    metadata:
+      labels:
+        k8s.kuboard.cn/name: kuboard-agent-{{name}}-2
+    spec:
+      serviceAccountName: kuboard-viewer
+      containers:
+        - name: kuboard-agent
+          image: "eipwork/kuboard-agent:v3"
+          env:
+            - name: KUBOARD_AGENT_KEY
+              value: "{AGENT_KEY}"
+"""
+
+
+class KuboardServerStandIn:
+    """Serve `AGENT_MANIFEST` for one cluster name and token; use as a context manager.
+
+    `url` is the server's base URL (the kuboard_server setting), `requests` the paths
+    (with query) it was asked for.
+    """
+
+    def __init__(self, cluster_name: str, token: str, manifest: str | None = None):
+        self.cluster_name = cluster_name
+        self.token = token
+        self.manifest = AGENT_MANIFEST.replace("{name}", cluster_name.lower())
+        if manifest is not None:
+            self.manifest = manifest
+        self.requests: list[str] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                stand_in.requests.append(self.path)
+                status, body = stand_in.answer(self.path)
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format, *args):  # keep test output quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def answer(self, path: str) -> tuple[int, bytes]:
+        parts = urlsplit(path)
+        name = self.cluster_name
+        expected = (
+            f"/kuboard-api/cluster/{name}/kind/KubernetesCluster/{name}"
+            "/resource/installAgentToKubernetes"
+        )
+        if parts.path != expected:
+            return 404, b"not found\n"
+        if parse_qs(parts.query).get("token") != [self.token]:
+            return 401, b"invalid token\n"
+        return 200, self.manifest.encode()
+
+    def __enter__(self) -> KuboardServerStandIn:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
