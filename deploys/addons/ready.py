@@ -134,11 +134,6 @@ def cluster_ready(node_names: list[str], timeout: int):
     )
 
 
-def _log_summary(ctx: NodeContext) -> None:
-    for line in summary(ctx, host.get_fact(ClusterStatus)):
-        host.log(line)
-
-
 @deploy("Cluster ready")
 def wait_for_cluster():
     ctx = NodeContext.of(host)
@@ -149,6 +144,10 @@ def wait_for_cluster():
         node_names=[n.name for n in ctx.nodes],
         timeout=ctx.settings.ready_timeout,
     )
-    python.call(
-        name="cluster: print summary", function=_log_summary, ctx=ctx, _if=waited.did_change
-    )
+
+    def print_summary():
+        # No arguments: pyinfra records a call's arguments, and the settings hold secrets.
+        for line in summary(ctx, host.get_fact(ClusterStatus)):
+            host.log(line)
+
+    python.call(name="cluster: print summary", function=print_summary, _if=waited.did_change)

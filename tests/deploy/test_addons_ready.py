@@ -222,3 +222,27 @@ def test_the_token_is_not_in_the_printed_summary():
     run = harness.run(wait_for_cluster, cluster=doc, facts={STATUS: None})
     assert "[cp1] Kuboard: http://10.0.0.5:80" in run.log
     assert TOKEN not in run.log
+
+
+def test_no_recorded_command_carries_the_settings(monkeypatch):
+    # pyinfra keeps (and its debug/JSON output shows) each command's repr, which for a
+    # python.call includes its arguments.
+    seen = []
+    text_of = harness._command_text
+
+    def recording(command):
+        seen.append(repr(command))
+        return text_of(command)
+
+    monkeypatch.setattr(harness, "_command_text", recording)
+    doc = {
+        **harness.DEFAULT_CLUSTER,
+        "settings": {
+            "kuboard_server": "http://10.0.0.5:80",
+            "kuboard_cluster_name": "site-a",
+            "kuboard_agent_token": TOKEN,
+        },
+    }
+    harness.run(wait_for_cluster, cluster=doc, facts={STATUS: None})
+    assert any("print_summary" in r for r in seen)
+    assert not any(TOKEN in r for r in seen)
