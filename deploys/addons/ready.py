@@ -20,23 +20,34 @@ from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
 from deploys.context import NodeContext
 
 SYSTEM_NAMESPACE = "kube-system"
+# The namespaces whose pods must run: the control plane's and kube-proxy's, and flannel's.
+NAMESPACES = (SYSTEM_NAMESPACE, flannel.NAMESPACE)
 
 
 class ClusterStatus(FactBase):
-    """Nodes and pods as the API server reports them (`kubectl get nodes,pods -o json`);
-    None while kubectl, the admin kubeconfig or the API server is not there."""
+    """The nodes, and the pods of kube-system and flannel's namespace, as the API server
+    reports them: {"kind": "List", "items": [...]}. None while kubectl, the admin kubeconfig
+    or the API server is not there (the command never fails: a plan must not stop here)."""
 
     def command(self) -> str:
-        return (
-            f"kubectl --kubeconfig {ADMIN_KUBECONFIG} get nodes,pods --all-namespaces -o json"
-            " 2>/dev/null || true"
-        )
+        kubectl = f"kubectl --kubeconfig {ADMIN_KUBECONFIG}"
+        reads = [f"{kubectl} get nodes -o json"]
+        reads += [f"{kubectl} -n {namespace} get pods -o json" for namespace in NAMESPACES]
+        return f"( {' && '.join(reads)} ) 2>/dev/null || true"
 
     def process(self, output):
+        text, decoder = "\n".join(output), json.JSONDecoder()
+        documents, position = [], 0
         try:
-            return json.loads("\n".join(output))
+            while text[position:].strip():
+                position += len(text[position:]) - len(text[position:].lstrip())
+                document, position = decoder.raw_decode(text, position)
+                documents.append(document)
         except ValueError:
             return None
+        if len(documents) != 1 + len(NAMESPACES):
+            return None
+        return {"kind": "List", "items": [i for d in documents for i in d.get("items", [])]}
 
 
 def _items(status, kind: str) -> list[dict]:

@@ -1,6 +1,7 @@
 """The end of a cluster run: readiness check, bounded wait, summary."""
 
 import copy
+import json
 
 import pytest
 
@@ -113,18 +114,42 @@ def test_no_answer_from_the_api_server_is_not_ready():
     assert ready.problems(None, NODES) == ["the API server did not answer"]
 
 
+def kubectl_output(*documents) -> list[str]:
+    return "\n".join(json.dumps(d, indent=2) for d in documents).splitlines()
+
+
+NODE = {"kind": "Node", "metadata": {"name": "cp1"}}
+POD = {"kind": "Pod", "metadata": {"namespace": "kube-system", "name": "etcd-cp1"}}
+
+
 @pytest.mark.parametrize(
     "output, expected",
-    [(['{"kind": "List",', '"items": []}'], {"kind": "List", "items": []}), (["{trunc"], None)],
+    [
+        (
+            kubectl_output(
+                {"kind": "List", "items": [NODE]},
+                {"kind": "List", "items": [POD]},
+                {"kind": "List", "items": []},
+            ),
+            {"kind": "List", "items": [NODE, POD]},
+        ),
+        (['{"items": []}{"items": []}', '{"items": []}'], {"kind": "List", "items": []}),
+        (kubectl_output({"kind": "List", "items": [NODE]}), None),
+        (kubectl_output(*[{"items": []}] * 4), None),
+        (['{"items": []}', '{"items": [', "{trunc"], None),
+        (["error: the server doesn't have a resource type"], None),
+    ],
+    ids=["three-lists", "compact", "nodes-only", "too-many", "truncated", "not-json"],
 )
-def test_status_fact_parses_kubectl_json(output, expected):
+def test_status_fact_reads_kubectls_three_lists(output, expected):
     assert ready.ClusterStatus().process(output) == expected
 
 
 def test_status_fact_never_fails_the_plan():
-    command = ready.ClusterStatus().command()
-    assert command.startswith(f"{KUBECTL} get nodes,pods --all-namespaces -o json")
-    assert command.endswith(" 2>/dev/null || true")
+    assert ready.ClusterStatus().command() == (
+        f"( {KUBECTL} get nodes -o json && {KUBECTL} -n kube-system get pods -o json"
+        f" && {KUBECTL} -n kube-flannel get pods -o json ) 2>/dev/null || true"
+    )
 
 
 # --- the summary ---
