@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import yaml
 from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, deploy, operation
+from pyinfra.api import OperationError, QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import server
 
 from deploys.addons import secret
@@ -151,7 +151,11 @@ def agent_manifest(image_repository: str):
         host.noop("the Kuboard agent manifest is fetched when the run executes")
         return
     fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
-    yield from secret.put._inner(dest=MANIFEST, content=rewrite_images(fetched, image_repository))
+    try:
+        manifest = rewrite_images(fetched, image_repository)
+    except ValueError as exc:
+        raise OperationError(f"{exc} (fetched from kuboard_server)") from None
+    yield from secret.put._inner(dest=MANIFEST, content=manifest)
 
 
 @deploy("Kuboard agent")
