@@ -101,7 +101,7 @@ class Settings:
     # Firewall: "open" opens exactly the ports kubeadm and flannel need per role (ufw on
     # Ubuntu, firewalld where installed); "disabled" turns the firewall off.
     firewall: str = "open"
-    # Extra sysctls: {name: value}, written with the required ones.
+    # Extra sysctls: {name: value}, written with REQUIRED_SYSCTLS (which they cannot change).
     sysctls: dict = field(default_factory=dict)
 
     # --- add-ons ---
@@ -133,6 +133,12 @@ DEFAULTS = dataclasses.asdict(Settings())
 # Settings whose values are secrets: never printed, never in world-readable files.
 SECRET_SETTINGS = ("registry_auth", "kuboard_agent_token")
 ROLES = ("control_plane", "worker")
+# Kernel parameters kubeadm's preflight requires; every node gets them (deploys/system/sysctl.py).
+REQUIRED_SYSCTLS = {
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+    "net.ipv4.ip_forward": "1",
+}
 HOST_KEYS = ("name", "address", "roles", "settings")
 
 _CHOICES = {
@@ -155,6 +161,10 @@ _SERVER_URL = re.compile(
     r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?(/[A-Za-z0-9_.~/-]*)?"
 )
 _URL_WORD = re.compile(r"[A-Za-z0-9._~-]+")
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
+_SYSCTL_VALUE = re.compile(r"[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*")
+# A host name or an IP address (v4 or v6).
+_NTP_SERVER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
 
 
 class ClusterError(ValueError):
@@ -373,10 +383,19 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
     for registry, auth in s.registry_auth.items():
         if not isinstance(auth, dict) or set(auth) != {"username", "password"}:
             raise fail(f"registry_auth.{registry}", "expected {username: ..., password: ...}")
-    if not all(isinstance(v, (str, int)) for v in s.sysctls.values()):
-        raise fail("sysctls", "values must be strings or integers")
-    if not s.time_servers or not all(isinstance(t, str) and t for t in s.time_servers):
-        raise fail("time_servers", "expected a non-empty list of host names")
+    for key, value in s.sysctls.items():
+        if not _SYSCTL_KEY.fullmatch(str(key)):
+            raise fail(f"sysctls.{key}", "is not a sysctl name like 'vm.max_map_count'")
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise fail(f"sysctls.{key}", "the value must be a string or an integer")
+        if not _SYSCTL_VALUE.fullmatch(str(value)):
+            raise fail(f"sysctls.{key}", f"{value!r}: expected one line of text")
+        if key in REQUIRED_SYSCTLS and " ".join(str(value).split()) != REQUIRED_SYSCTLS[key]:
+            raise fail(f"sysctls.{key}", f"kubeadm requires {REQUIRED_SYSCTLS[key]}")
+    if not s.time_servers or not all(
+        isinstance(t, str) and _NTP_SERVER.fullmatch(t) for t in s.time_servers
+    ):
+        raise fail("time_servers", "expected a non-empty list of host names or IP addresses")
     if s.kuboard_server and not s.kuboard_agent_token:
         raise fail("kuboard_agent_token", "required when kuboard_server is set")
     if pods.version != 4:

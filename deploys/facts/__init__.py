@@ -1,0 +1,1 @@
+"""The project's own pyinfra facts, for what pyinfra's facts do not cover."""

@@ -1,0 +1,65 @@
+"""Packages every node needs before containerd and the Kubernetes packages.
+
+kubeadm's preflight requires ip, iptables, mount, nsenter, touch (and conntrack before
+Kubernetes 1.32) and warns without ebtables, ethtool, socat and tc; sysctl and modprobe
+are what this project's own steps run. apt update runs only when something is missing.
+"""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy, operation
+from pyinfra.operations import apt
+
+from deploys.context import NodeContext
+from deploys.settings import Settings
+from deploys.system.release import Release
+from deploys.system.timesync import time_daemon
+
+BASE_PACKAGES = (
+    "ca-certificates",
+    "curl",
+    "gpg",
+    "procps",  # sysctl
+    "kmod",  # modprobe
+    "iproute2",  # ip, tc
+    "iptables",
+    "conntrack",
+    "ebtables",
+    "ethtool",
+    "socat",
+)
+# kube-proxy in IPVS mode: the IP sets it manages and the tool to inspect IPVS.
+IPVS_PACKAGES = ("ipset", "ipvsadm")
+
+
+def node_packages(settings: Settings, release: Release) -> tuple[str, ...]:
+    """Every package OS preparation installs on this node, the time daemon included."""
+    packages = list(BASE_PACKAGES)
+    # apt speaks https itself since 1.5; on the oldest supported releases the package
+    # (transitional there) is installed as the Kubernetes and Docker guides for them do.
+    if release.older_than(ubuntu=(22, 4), debian=(12,)):
+        packages.append("apt-transport-https")
+    if settings.kube_proxy_mode == "ipvs":
+        packages += IPVS_PACKAGES
+    packages.append(time_daemon(settings.time_sync, release).package)
+    return tuple(packages)
+
+
+@operation()
+def packages_installed(packages: tuple[str, ...], current: list[str]):
+    """apt update and install, only when a package is missing."""
+    if all(p in current for p in packages):
+        host.noop("node packages are installed")
+        return
+    yield from apt.update._inner()
+    yield from apt.packages._inner(packages=list(packages))
+
+
+@deploy("Node packages")
+def install_packages(ctx: NodeContext, current: dict, release: Release):
+    packages_installed(
+        name="packages: install node packages",
+        packages=node_packages(ctx.settings, release),
+        current=current["packages"],
+    )
