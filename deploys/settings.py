@@ -34,9 +34,17 @@ class Settings:
 
     # --- Kubernetes ---
     # Exact Kubernetes release (major.minor.patch) for kubeadm/kubelet/kubectl and the
-    # control plane. 1.34 is the default: the newest minor with a full year of upstream
-    # patch support left, kubeadm config API v1beta4, and mirrored widely.
-    kubernetes_version: str = "1.34.2"
+    # control plane. Default 1.35.9 (released 2026-09-15): 1.35 is the newest minor that
+    # still supports containerd 1.x, which is what every supported OS release ships as its
+    # containerd package (1.36 and later need containerd 2.x); upstream patches it until
+    # 2027-02-28 (1.34 reached end of life on 2026-10-27); kubeadm config API v1beta4.
+    # From 1.35 the kubelet refuses cgroup v1 hosts: Ubuntu 20.04 needs booting with
+    # systemd.unified_cgroup_hierarchy=1 (kubeadm's preflight says so) or 1.34.
+    kubernetes_version: str = "1.35.9"
+    # Build revision of the pkgs.k8s.io packages: the pinned apt version is
+    # <kubernetes_version>-<revision>, e.g. 1.35.9-1.1; a rebuilt release can carry another
+    # revision (`apt-cache madison kubeadm` lists them).
+    kubernetes_package_revision: str = "1.1"
     # Base of the per-minor Kubernetes apt repository; "/v1.NN/deb/" is appended.
     # Mirrors: e.g. https://mirrors.aliyun.com/kubernetes-new/core/stable
     kubernetes_apt_repo: str = "https://pkgs.k8s.io/core:/stable:"
@@ -165,6 +173,13 @@ _SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
 _SYSCTL_VALUE = re.compile(r"[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*")
 # A host name or an IP address (v4 or v6).
 _NTP_SERVER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
+# http(s)://host[:port][/path] of an apt repository; pkgs.k8s.io paths hold colons.
+_APT_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9_.~:/-]*)?")
+_PACKAGE_REVISION = re.compile(r"[0-9]+(\.[0-9]+)*")
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+# A DNS name (wildcards allowed) or an IP address, as kubeadm takes in certSANs.
+_CERT_SAN = re.compile(r"[A-Za-z0-9*]([A-Za-z0-9.:*-]*[A-Za-z0-9])?")
+_PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
 
 class ClusterError(ValueError):
@@ -422,4 +437,60 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
             )
     if s.ready_timeout <= 0:
         raise fail("ready_timeout", f"{s.ready_timeout} is not a positive number of seconds")
+    if not _APT_URL.fullmatch(s.kubernetes_apt_repo):
+        raise fail("kubernetes_apt_repo", f"{s.kubernetes_apt_repo!r} is not an http(s) URL")
+    if not _PACKAGE_REVISION.fullmatch(s.kubernetes_package_revision):
+        raise fail(
+            "kubernetes_package_revision",
+            f"{s.kubernetes_package_revision!r} is not a revision like '1.1'",
+        )
+    if not _IMAGE_REPOSITORY.fullmatch(s.image_repository):
+        raise fail(
+            "image_repository",
+            f"{s.image_repository!r} is not a registry prefix like 'registry.k8s.io'",
+        )
+    if s.admin_user and not _USER_NAME.fullmatch(s.admin_user):
+        raise fail("admin_user", f"{s.admin_user!r} is not a user name")
+    for san in s.cert_sans:
+        if not isinstance(san, str) or not _CERT_SAN.fullmatch(san):
+            raise fail("cert_sans", f"{san!r} is not a DNS name or an IP address")
+    _check_scheduler(path, f"{where}: scheduler", s.scheduler)
     return []
+
+
+def _check_scheduler(path: str, label: str, scheduler: dict) -> None:
+    """The shape of the `scheduler` setting (see Settings.scheduler)."""
+
+    def fail(message: str) -> ClusterError:
+        return ClusterError(f"{path}: {label}: {message}")
+
+    _unknown(path, label, scheduler, ("percentage_of_nodes_to_score", "profiles"))
+    percentage = scheduler.get("percentage_of_nodes_to_score", 0)
+    if (
+        isinstance(percentage, bool)
+        or not isinstance(percentage, int)
+        or not 0 <= percentage <= 100
+    ):
+        raise fail(f"percentage_of_nodes_to_score: {percentage!r} is not 0..100")
+    profiles = scheduler.get("profiles", [])
+    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
+        raise fail("profiles: expected a list of profiles")
+    for profile in profiles:
+        _unknown(path, f"{label}.profiles", profile, ("scheduler_name", "plugins", "score_weights"))
+        if not _HOSTNAME.fullmatch(str(profile.get("scheduler_name", ""))):
+            raise fail(f"profiles: scheduler_name {profile.get('scheduler_name')!r} is not a name")
+        plugins = profile.get("plugins", {})
+        if not isinstance(plugins, dict):
+            raise fail("profiles.plugins: expected {enabled: [...], disabled: [...]}")
+        _unknown(path, f"{label}.profiles.plugins", plugins, ("enabled", "disabled"))
+        for kind, names in plugins.items():
+            if not isinstance(names, list) or not all(
+                isinstance(n, str) and (_PLUGIN_NAME.fullmatch(n) or n == "*") for n in names
+            ):
+                raise fail(f"profiles.plugins.{kind}: expected a list of plugin names")
+        weights = profile.get("score_weights", {})
+        if not isinstance(weights, dict) or not all(
+            _PLUGIN_NAME.fullmatch(str(n)) and type(w) is int and 1 <= w <= 100
+            for n, w in weights.items()
+        ):
+            raise fail("profiles.score_weights: expected {PluginName: weight 1..100}")

@@ -59,3 +59,22 @@ def pause_tag(kubernetes_version: str) -> str:
 def sandbox_image(image_repository: str, kubernetes_version: str) -> str:
     """The sandbox image kubeadm expects: <imageRepository>/pause:<tag>."""
     return f"{image_repository.rstrip('/')}/pause:{pause_tag(kubernetes_version)}"
+
+
+def kubeadm_api_version(kubernetes_version: str) -> str:
+    """The kubeadm configuration API this release reads natively: kubeadm.k8s.io/v1beta4
+    from 1.31 (where it was introduced and became the default), v1beta3 before."""
+    minor = kubernetes_minor(kubernetes_version)
+    return "kubeadm.k8s.io/v1beta4" if minor >= 31 else "kubeadm.k8s.io/v1beta3"
+
+
+def kubernetes_apt_url(base: str, kubernetes_version: str) -> str:
+    """The per-minor Kubernetes apt repository, <base>/v1.NN/deb/ (the pkgs.k8s.io layout,
+    which its mirrors keep): each minor has its own repository and signing-key URL."""
+    return f"{base.rstrip('/')}/v1.{kubernetes_minor(kubernetes_version)}/deb/"
+
+
+def kubeadm_validates_config(kubernetes_version: str) -> bool:
+    """Whether kubeadm has `kubeadm config validate` (strict: unknown fields are errors),
+    added in 1.28 (kubernetes/kubernetes#118013)."""
+    return kubernetes_minor(kubernetes_version) >= 28

@@ -1,8 +1,31 @@
-"""Kubernetes packages, kubeadm configuration and bootstrap."""
+"""Kubernetes: packages, kubeadm configuration and bootstrap (init, joins, kubeconfig).
 
+Every node runs the same operations in the same order, each deciding from the node's own
+state whether it has anything to do. That keeps the cross-node order the bootstrap needs —
+init before the join credentials, the credentials before any JoinConfiguration, joins before
+the credentials are removed — whichever nodes are new in a run.
+"""
+
+from pyinfra import host
 from pyinfra.api import deploy
+
+from deploys.context import NodeContext
+from deploys.kubernetes import kubeadm_config, packages
+from deploys.kubernetes.bootstrap import bootstrap_node, in_cluster
+
+__all__ = ["converge_kubernetes", "rendered_files"]
+
+
+def rendered_files(ctx: NodeContext) -> dict[str, str]:
+    """{remote path: content} of every file this concern writes on the node (join secrets
+    as placeholders: they only exist while a run joins the node)."""
+    return {**packages.rendered_files(ctx), **kubeadm_config.rendered_files(ctx)}
 
 
 @deploy("Kubernetes")
 def converge_kubernetes():
-    pass
+    ctx = NodeContext.of(host)
+    member = in_cluster(ctx, host)
+    packages.install_packages(ctx, in_cluster=member)
+    kubeadm_config.write_configuration(ctx)
+    bootstrap_node(ctx, pending=not member)

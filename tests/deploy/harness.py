@@ -16,8 +16,10 @@ Nothing connects anywhere. Hosts are test doubles:
 - Shell commands "run" by the simulated execution, and `host.run_shell_command` calls
   made by `python.call` functions, are answered by `responses=`: a list of
   `(regex, exit_code, stdout)` matched against the command text, first match wins;
-  unmatched commands succeed with no output. A command answered with a non-zero exit
-  fails its operation, and the host stops there, as pyinfra does.
+  unmatched commands succeed with no output. `stdout` may be a function of the command
+  text, for a stateful test double of what a host keeps between commands. A command
+  answered with a non-zero exit fails its operation, and the host stops there, as pyinfra
+  does.
 - `converged=True` first runs the deploy on the fresh host, then runs it again with the
   `converged:` facts plus, for every file the first run uploaded, the facts pyinfra reads
   to compare it (File with the mode/owner set, Sha1File, parent Directory), so a test can
@@ -82,6 +84,7 @@ class OpRecord:
     commands: list[str]
     success: bool = True
     error: str = ""
+    serial: bool = False  # run host after host (`_serial=True`)
 
     @property
     def changed(self) -> bool:
@@ -121,13 +124,22 @@ def load_facts(os_release: str, converged: bool = False) -> dict[str, Any]:
     folder = FACTS_DIR / os_release
     if not folder.is_dir():
         raise ValueError(f"no recorded facts for {os_release!r} in {FACTS_DIR}")
-    facts: dict[str, Any] = {}
-    for path in sorted(folder.glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text()) or {}
-        facts.update(doc.get("fresh") or {})
-        if converged:
-            facts.update(doc.get("converged") or {})
-    return facts
+    docs = [yaml.safe_load(path.read_text()) or {} for path in sorted(folder.glob("*.yaml"))]
+
+    def section(name: str) -> dict[str, Any]:
+        # A mapping fact that several files (concerns) record, e.g. deb.DebPackages, is
+        # their combination, not the last file's.
+        combined: dict[str, Any] = {}
+        for doc in docs:
+            for key, value in (doc.get(name) or {}).items():
+                if isinstance(value, dict) and isinstance(combined.get(key), dict):
+                    value = {**combined[key], **value}
+                combined[key] = value
+        return combined
+
+    # Every file's `converged:` replaces, fact by fact, what all files record as `fresh:`
+    # (so no file's fresh value can hide another file's converged one).
+    return {**section("fresh"), **(section("converged") if converged else {})}
 
 
 def fact_key(fact_cls: type[FactBase], args, kwargs) -> str:
@@ -148,7 +160,7 @@ class RecordedConnector:
         self.commands.append(command)
         for pattern, code, out in self.responses:
             if pattern.search(command):
-                return code, out
+                return code, out(command) if callable(out) else out
         return 0, ""
 
     def run_shell_command(self, command, print_output=False, print_input=False, **kwargs):
@@ -218,7 +230,9 @@ def _simulate(state: State, deploy, deploy_args, facts_for, responses, run: Run)
                 if host.name in failed_hosts or op_hash not in state.ops[host]:
                     continue
                 op_data = state.get_op_data_for_host(host, op_hash)
-                record = OpRecord(name=name, commands=[])
+                record = OpRecord(
+                    name=name, commands=[], serial=op_meta.global_arguments["_serial"]
+                )
                 with ctx_state.use(state), ctx_host.use(host):
                     try:
                         for command in op_data.command_generator():

@@ -1,0 +1,102 @@
+"""kubeadm, kubelet and kubectl from the per-minor Kubernetes apt repository.
+
+The repository (pkgs.k8s.io, or a mirror of it) has one apt source per minor, signed by a
+key kept as a `signed-by` keyring; the packages are pinned to the inventory's exact release
+and held, so `apt upgrade` never moves them. A node that is already in the cluster is never
+upgraded or downgraded by a changed inventory: that is `kubeadm upgrade`'s job, and the run
+stops with a message saying so.
+"""
+
+from __future__ import annotations
+
+import io
+
+from pyinfra import host
+from pyinfra.api import OperationError
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.server import Command
+from pyinfra.operations import apt, files, server
+
+from deploys import versions
+from deploys.context import NodeContext
+from deploys.settings import Settings
+
+KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
+PACKAGES = ("kubeadm", "kubelet", "kubectl")
+HELD = "apt-mark showhold"
+
+
+def apt_url(settings: Settings) -> str:
+    return versions.kubernetes_apt_url(settings.kubernetes_apt_repo, settings.kubernetes_version)
+
+
+def apt_source(settings: Settings) -> str:
+    """The apt source line of the repository of the pinned minor."""
+    return f"deb [signed-by={KEYRING}] {apt_url(settings)} /\n"
+
+
+def package_version(settings: Settings) -> str:
+    """The exact apt version pinned, e.g. 1.35.9-1.1."""
+    return f"{settings.kubernetes_version}-{settings.kubernetes_package_revision}"
+
+
+def upgrade_refusal(node: str, installed: dict[str, list[str]], wanted: str) -> str | None:
+    """Why a node that is in the cluster must keep its installed packages; None when they
+    already are the pinned version (or not installed, which kubeadm would not allow)."""
+    other = {p: installed[p] for p in PACKAGES if p in installed and wanted not in installed[p]}
+    if not other:
+        return None
+    found = ", ".join(f"{p} {'/'.join(v)}" for p, v in other.items())
+    return (
+        f"{node} is in the cluster with {found}, but the inventory pins {wanted}. This "
+        "deploy installs Kubernetes on nodes that are not in the cluster yet and never "
+        "upgrades or downgrades one that is: upgrade with `kubeadm upgrade` (control planes "
+        "first, one node at a time), then set kubernetes_version to the release installed."
+    )
+
+
+def held(showhold_output: str | None) -> set[str]:
+    """The package names `apt-mark showhold` lists."""
+    return set((showhold_output or "").split())
+
+
+def rendered_files(ctx: NodeContext) -> dict[str, str]:
+    """{remote path: content} of the files this module writes: the apt source."""
+    return {SOURCE: apt_source(ctx.settings)}
+
+
+def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
+    """Keyring, apt source, the pinned packages and their hold.
+
+    in_cluster: the node has joined the cluster (or initialized it) already.
+    """
+    s = ctx.settings
+    wanted = package_version(s)
+    installed = {p: v for p, v in host.get_fact(DebPackages).items() if p in PACKAGES}
+    refusal = upgrade_refusal(ctx.node.name, installed, wanted) if in_cluster else None
+    if refusal:
+        raise OperationError(refusal)
+    apt.key(name="kubernetes: install apt keyring", src=f"{apt_url(s)}Release.key", dest=KEYRING)
+    files.put(
+        name="kubernetes: write apt source",
+        src=io.StringIO(apt_source(s)),
+        dest=SOURCE,
+        user="root",
+        group="root",
+        mode="644",
+    )
+    missing = any(wanted not in installed.get(p, []) for p in PACKAGES)
+    apt.packages(
+        name="kubernetes: install kubeadm, kubelet and kubectl",
+        packages=[f"{p}={wanted}" for p in PACKAGES],
+        update=missing,
+        # A node not in the cluster yet may hold another release from an earlier run.
+        allow_downgrades=True,
+        extra_install_args="--allow-change-held-packages",
+    )
+    unheld = [p for p in PACKAGES if p not in held(host.get_fact(Command, HELD))]
+    server.shell(
+        name="kubernetes: hold kubeadm, kubelet and kubectl",
+        commands=[f"apt-mark hold {' '.join(unheld)}"] if unheld else [],
+    )
