@@ -180,6 +180,12 @@ _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # A DNS name (wildcards allowed) or an IP address, as kubeadm takes in certSANs.
 _CERT_SAN = re.compile(r"[A-Za-z0-9*]([A-Za-z0-9.:*-]*[A-Za-z0-9])?")
 _PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+# A registry as containerd names its host directory: host[:port].
+_REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?")
+# A registry username or password: non-empty, no control characters.
+_CREDENTIAL = re.compile(r"[^\x00-\x1f\x7f]+")
+# A Debian package version: [epoch:]upstream[-revision].
+_DEB_VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*")
 
 
 class ClusterError(ValueError):
@@ -391,13 +397,25 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
     ):
         raise fail("control_plane_endpoint", f"{s.control_plane_endpoint!r} is not 'host:port'")
     for registry, mirrors in s.registry_mirrors.items():
+        if not _REGISTRY.fullmatch(str(registry)):
+            raise fail(f"registry_mirrors.{registry}", "is not a registry host[:port]")
         if not isinstance(mirrors, list) or not all(
-            isinstance(m, str) and re.match(r"^https?://[^\s\"']+$", m) for m in mirrors
+            isinstance(m, str) and _SERVER_URL.fullmatch(m) for m in mirrors
         ):
             raise fail(f"registry_mirrors.{registry}", "expected a list of http(s):// URLs")
     for registry, auth in s.registry_auth.items():
+        if not _REGISTRY.fullmatch(str(registry)):
+            raise fail(f"registry_auth.{registry}", "is not a registry host[:port]")
         if not isinstance(auth, dict) or set(auth) != {"username", "password"}:
             raise fail(f"registry_auth.{registry}", "expected {username: ..., password: ...}")
+        if not all(isinstance(v, str) and _CREDENTIAL.fullmatch(v) for v in auth.values()):
+            raise fail(f"registry_auth.{registry}", "username and password must be one line")
+        if ":" in auth["username"]:
+            raise fail(f"registry_auth.{registry}", "a username cannot contain ':'")
+    if s.containerd_version and not _DEB_VERSION.fullmatch(s.containerd_version):
+        raise fail("containerd_version", f"{s.containerd_version!r} is not an apt version")
+    if not _APT_URL.fullmatch(s.docker_apt_repo):
+        raise fail("docker_apt_repo", f"{s.docker_apt_repo!r} is not an http(s) URL")
     for key, value in s.sysctls.items():
         if not _SYSCTL_KEY.fullmatch(str(key)):
             raise fail(f"sysctls.{key}", "is not a sysctl name like 'vm.max_map_count'")

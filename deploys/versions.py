@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 
 # Pause (sandbox) image tag kubeadm expects, per Kubernetes minor. Source: kubeadm's
-# cmd/kubeadm/app/constants/constants.go, `PauseVersion`, at each release branch.
+# cmd/kubeadm/app/constants/constants.go, `PauseVersion`, at each release branch: 3.9 up to
+# release-1.30, 3.10 from release-1.31 (kubernetes/kubernetes#125112), 3.10.1 from
+# release-1.34 (kubernetes/kubernetes#130713), 3.10.2 in release-1.36 (the bump of
+# kubernetes/kubernetes#138195; kubeclipper/kubeclipper#947 records 1.36 using it).
 PAUSE_TAGS = {
     27: "3.9",
     28: "3.9",
@@ -19,7 +22,7 @@ PAUSE_TAGS = {
     33: "3.10",
     34: "3.10.1",
     35: "3.10.1",
-    36: "3.10.1",
+    36: "3.10.2",
 }
 SUPPORTED_MINORS = tuple(sorted(PAUSE_TAGS))
 
@@ -72,6 +75,41 @@ def kubernetes_apt_url(base: str, kubernetes_version: str) -> str:
     """The per-minor Kubernetes apt repository, <base>/v1.NN/deb/ (the pkgs.k8s.io layout,
     which its mirrors keep): each minor has its own repository and signing-key URL."""
     return f"{base.rstrip('/')}/v1.{kubernetes_minor(kubernetes_version)}/deb/"
+
+
+# containerd releases the deploy configures. Older ones lack the CRI v1 API the kubelet of
+# every supported Kubernetes release speaks (Debian 11's containerd package is 1.4).
+CONTAINERD_MINIMUM = (1, 6)
+# The first version number in `containerd --version` output or in a package version:
+# "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3",
+# "containerd containerd.io v2.1.4 75cb2b7...", "1.7.28-1~ubuntu.22.04~jammy".
+_CONTAINERD_VERSION = re.compile(r"(?:^|\s)v?([0-9]+)\.([0-9]+)\.([0-9]+)")
+
+
+def containerd_version(text: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of a containerd version as containerd or a package states it."""
+    match = _CONTAINERD_VERSION.search(str(text))
+    if not match:
+        raise ValueError(f"no containerd version in {text!r}")
+    major, minor, patch = (int(part) for part in match.groups())
+    return major, minor, patch
+
+
+def containerd_config_version(version: tuple[int, int, int]) -> int:
+    """The config.toml format containerd of this version reads: version 2 for 1.6 and 1.7,
+    version 3 (introduced in 2.0, plugin ids moved) for 2.x. Source: containerd's
+    docs/cri/config.md, "Config versions"."""
+    if version[:2] < CONTAINERD_MINIMUM or version[0] > 2:
+        raise ValueError(
+            "containerd {}.{}.{} is not supported: 1.6, 1.7 or 2.x is needed".format(*version)
+        )
+    return 2 if version[0] == 1 else 3
+
+
+def containerd_cni_bin_dirs(version: tuple[int, int, int]) -> bool:
+    """Whether the CRI CNI directories are a list, `bin_dirs`: containerd 2.1 added it and
+    deprecated the single `bin_dir` (containerd/containerd#11311)."""
+    return version >= (2, 1, 0)
 
 
 def kubeadm_validates_config(kubernetes_version: str) -> bool:

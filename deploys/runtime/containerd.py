@@ -1,8 +1,152 @@
-"""containerd: package, config.toml, registry mirrors, sandbox image."""
+"""containerd: package, config.toml, registry mirrors, sandbox image guard, and a check of
+what containerd loaded.
 
+Everything is decided on one fact read before any change (ContainerdState); operations
+are added only where the node differs from the wanted state, so a converged node costs that
+fact and the managed files' checks. The one value that cannot be read beforehand on a new
+node, the version of the containerd the run installs, is read by the config.toml operation
+when it executes, after the package operation (deploys/runtime/operations.py).
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploys.addons import secret
+from deploys.context import NodeContext
+from deploys.facts.containerd import ContainerdState
+from deploys.runtime import operations
+from deploys.runtime.package import (
+    docker_repository_files,
+    package_name,
+    package_spec,
+    pinned_version,
+)
+from deploys.runtime.registries import registry_files
+from deploys.runtime.sandbox import GUARD_SCRIPT, GUARD_SERVICE, GUARD_TIMER, guard_files
+from deploys.settings import Settings
 
 
 @deploy("containerd")
 def converge_containerd():
-    pass
+    settings = NodeContext.of(host).settings
+    before = host.get_fact(ContainerdState)
+    install = _install(settings, before)
+    config = operations.config_toml(
+        name="containerd: write config.toml",
+        settings=settings,
+        containerd_version="" if install else before["version"],
+    )
+    _registries(settings, before)
+    restart = operations.restart(
+        name="containerd: restart with new config.toml",
+        config_written=config,
+        applied=before["applied"],
+    )
+    changes = [op for op in (install, config, restart) if op]
+    if not _unit_up(before, "containerd.service"):
+        changes.append(
+            systemd.service(
+                name="containerd: enable and start service",
+                service="containerd.service",
+                running=True,
+                enabled=True,
+            )
+        )
+    _sandbox_guard(settings, before)
+    operations.verify_runtime(
+        name="containerd: verify loaded configuration and sandbox image",
+        settings=settings,
+        before=before,
+        changes=changes,
+    )
+
+
+def _install(settings: Settings, before: dict):
+    """The package, pinned and held; returns the install operation when one is needed."""
+    release = before["release"]
+    if settings.containerd_source == "docker":
+        for path, content in docker_repository_files(settings, release, before["arch"]).items():
+            _write(path, content)
+    name = package_name(settings)
+    installed = before["packages"].get(name)
+    version = pinned_version(settings, release)
+    install = None
+    if not installed or (version and installed["version"] != version):
+        install = apt.packages(
+            name=f"containerd: install {name}",
+            packages=[package_spec(settings, release)],
+            update=True,
+            extra_install_args="--allow-change-held-packages",
+        )
+    if install or not installed["held"]:
+        server.shell(name=f"containerd: hold {name}", commands=[f"apt-mark hold {name}"])
+    return install
+
+
+def _registries(settings: Settings, before: dict) -> None:
+    """One hosts.toml per registry (root-only: it may carry credentials); hosts.toml files
+    of registries no longer configured are removed."""
+    wanted = registry_files(settings)
+    for path in sorted(set(before["hosts_files"]) - set(wanted)):
+        files.file(name=f"containerd: remove {path}", path=path, present=False)
+    for path, content in wanted.items():
+        if path not in before["hosts_files"]:
+            files.directory(
+                name=f"containerd: create {posixpath.dirname(path)}",
+                path=posixpath.dirname(path),
+                user="root",
+                group="root",
+                mode="755",
+            )
+        secret.put(name=f"containerd: write {path}", dest=path, content=content)
+
+
+def _sandbox_guard(settings: Settings, before: dict) -> None:
+    """The guard's script, service and timer; the service runs at boot, the timer is on."""
+    written = {
+        path: _write(
+            path, content, mode="755" if path == GUARD_SCRIPT else "644", in_existing_dir=True
+        )
+        for path, content in guard_files(settings).items()
+    }
+    units = [op for path, op in written.items() if path != GUARD_SCRIPT]
+    systemd.daemon_reload(name="containerd: reload systemd units", _if=any_changed(*units))
+    if not before["units"].get(GUARD_SERVICE, {}).get("enabled"):
+        systemd.service(
+            name=f"containerd: enable {GUARD_SERVICE}",
+            service=GUARD_SERVICE,
+            running=None,
+            enabled=True,
+        )
+    if not _unit_up(before, GUARD_TIMER):
+        systemd.service(
+            name=f"containerd: enable and start {GUARD_TIMER}",
+            service=GUARD_TIMER,
+            running=True,
+            enabled=True,
+        )
+
+
+def _write(path: str, content: str, mode: str = "644", in_existing_dir: bool = False):
+    """A root-owned file; its directory is created unless it always exists."""
+    return files.put(
+        name=f"containerd: write {path}",
+        src=io.StringIO(content),
+        dest=path,
+        user="root",
+        group="root",
+        mode=mode,
+        create_remote_dir=not in_existing_dir,
+    )
+
+
+def _unit_up(before: dict, unit: str) -> bool:
+    state = before["units"].get(unit, {})
+    return bool(state.get("active") and state.get("enabled"))

@@ -43,6 +43,7 @@ import logging
 import posixpath
 import re
 from dataclasses import dataclass, field
+from inspect import getfullargspec
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -98,6 +99,9 @@ class Run:
     missing_facts: dict[str, set[str]] = field(default_factory=dict)
     # (command, text) of every command given a `_stdin` (e.g. secret files written that way)
     stdin: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # The facts each host was asked for as under `pyinfra -y`: by the deploy code and by
+    # operations executing, not by the change detection that runs operations beforehand.
+    reads: dict[str, list[str]] = field(default_factory=dict)
     log: str = ""  # everything pyinfra logged (what an operator would see)
 
     def commands(self, host: str) -> list[str]:
@@ -207,6 +211,8 @@ def _simulate(state: State, deploy, deploy_args, facts_for, responses, run: Run)
 
     def get_fact(state_, host, cls, args=None, kwargs=None, **_):
         key = fact_key(cls, args or (), kwargs or {})
+        if state_.is_executing or not host.in_op:
+            run.reads.setdefault(host.name, []).append(key)
         known = facts_for(host.name)
         if key in known:
             return known[key]
@@ -266,7 +272,14 @@ def _execute(command, state, host, run: Run, connector: RecordedConnector):
             content = Path(src).read_text()
         run.uploads[host.name][command.dest] = content
     elif isinstance(command, FunctionCommand):
-        command.function(*command.args, **command.kwargs)
+        # As pyinfra's FunctionCommand.execute: a function taking (state, host) gets them,
+        # and its False fails the operation.
+        arguments = getfullargspec(command.function).args
+        if "state" in arguments and "host" in arguments:
+            if command.function(state, host, *command.args, **command.kwargs) is False:
+                raise _CommandFailed(f"{command.function.__name__} failed")
+        else:
+            command.function(*command.args, **command.kwargs)
     elif isinstance(command, StringCommand):
         if command.connector_arguments.get("_stdin") is not None:
             text = command.connector_arguments["_stdin"]

@@ -1,0 +1,78 @@
+"""The cluster file's containerd settings are checked before anything runs: what ends up in
+a path, an apt command or a registry header is refused unless it is what it claims to be."""
+
+import pytest
+
+from deploys.settings import ClusterError, parse_cluster
+
+AUTH = {"username": "robot", "password": "s3cret"}
+
+
+def cluster(**settings) -> dict:
+    return {
+        "hosts": [{"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]}],
+        "settings": settings,
+    }
+
+
+def refused(**settings) -> str:
+    with pytest.raises(ClusterError) as exc:
+        parse_cluster(cluster(**settings), "site.yaml")
+    return str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"registry_mirrors": {"docker.io": ["https://docker.m.daocloud.io"]}},
+        {"registry_mirrors": {"10.0.0.5:5000": ["http://10.0.0.5:5001/v2/cache"]}},
+        {
+            "registry_auth": {
+                "harbor.example.internal": {"username": "robot$k8s", "password": "p w;'\""}
+            }
+        },
+        {"containerd_source": "docker", "containerd_version": "1.7.28-1"},
+        {"containerd_version": "1.6.20~ds1-1+deb12u3"},
+        {"containerd_version": "1:2.0.0-1"},
+        {"docker_apt_repo": "https://mirrors.tuna.tsinghua.edu.cn/docker-ce/linux"},
+    ],
+)
+def test_good_containerd_settings_are_taken(settings):
+    assert parse_cluster(cluster(**settings), "site.yaml").overrides == settings
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"registry_mirrors": {"../../etc": ["https://m.example"]}}, "not a registry host[:port]"),
+        ({"registry_mirrors": {"docker.io/x": ["https://m.example"]}}, "not a registry host"),
+        ({"registry_mirrors": {"docker.io": ["https://m.example/a b"]}}, "http(s):// URLs"),
+        ({"registry_mirrors": {"docker.io": ['https://m.example/"]']}}, "http(s):// URLs"),
+        ({"registry_mirrors": {"docker.io": ["https://user:pw@m.example"]}}, "http(s):// URLs"),
+        ({"registry_mirrors": {"docker.io": ["ftp://m.example"]}}, "http(s):// URLs"),
+        ({"registry_auth": {"a/../b": AUTH}}, "not a registry host[:port]"),
+        (
+            {"registry_auth": {"h.example": {"username": "a:b", "password": "x"}}},
+            "cannot contain ':'",
+        ),
+        ({"registry_auth": {"h.example": {"username": "a", "password": "x\ny"}}}, "one line"),
+        ({"registry_auth": {"h.example": {"username": "", "password": "x"}}}, "one line"),
+        ({"registry_auth": {"h.example": {"username": "a", "password": 5}}}, "one line"),
+        ({"containerd_version": "1.7; whoami"}, "is not an apt version"),
+        ({"containerd_version": "latest"}, "is not an apt version"),
+        (
+            {"docker_apt_repo": "https://d.example/linux\ndeb http://evil.example x main"},
+            "http(s) URL",
+        ),
+        ({"docker_apt_repo": "file:///srv/repo"}, "http(s) URL"),
+    ],
+)
+def test_bad_containerd_settings_are_refused_by_name(settings, message):
+    text = refused(**settings)
+    assert text.startswith("site.yaml: settings: ")
+    assert message in text
+
+
+def test_a_refused_password_is_not_repeated():
+    text = refused(registry_auth={"h.example": {"username": "a", "password": "top\nsecret"}})
+    assert "secret" not in text
