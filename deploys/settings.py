@@ -99,7 +99,7 @@ class Settings:
     registry_mirrors: dict = field(default_factory=dict)
     # Credentials per registry or mirror host: {host: {username: ..., password: ...}}.
     # Secret: never printed, written only to root-only files.
-    registry_auth: dict = field(default_factory=dict)
+    registry_auth: dict = field(default_factory=dict, repr=False)
 
     # --- operating system ---
     # Time sync daemon: "chrony", "ntp" (ntpsec where that is the package) or "timesyncd".
@@ -128,7 +128,7 @@ class Settings:
     # required with kuboard_server.
     kuboard_cluster_name: str = ""
     # Agent token from Kuboard's "add cluster, agent mode". Secret.
-    kuboard_agent_token: str = ""
+    kuboard_agent_token: str = field(default="", repr=False)
     # Registry prefix that replaces the agent manifest's image registry; empty: unchanged.
     kuboard_image_repository: str = ""
     # Seconds each wait at the end of a run may take: every node Ready, the kube-system and
@@ -282,7 +282,7 @@ def _parse_node(path: str, index: int, entry: Any) -> Node:
         if key not in entry or entry[key] in (None, "", []):
             raise ClusterError(f"{path}: {label}: '{key}' is required")
     name = entry["name"]
-    if not isinstance(name, str) or not _HOSTNAME.match(name):
+    if not isinstance(name, str) or not _HOSTNAME.fullmatch(name):
         raise ClusterError(
             f"{path}: {label}: name {name!r} is not a valid host name "
             "(lowercase letters, digits and '-', at most 63)"
@@ -344,7 +344,9 @@ def _check_settings(path: str, label: str, values: Any) -> dict:
         if not ok:
             raise ClusterError(
                 f"{path}: {label}.{key}: expected {expected.__name__}, "
-                f"got {type(value).__name__} {value!r}" + (" (quote it)" if expected is str else "")
+                f"got {type(value).__name__}"
+                + ("" if key in SECRET_SETTINGS else f" {value!r}")
+                + (" (quote it)" if expected is str else "")
             )
     return dict(values)
 
@@ -388,11 +390,11 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
             raise fail(port_key, f"{getattr(s, port_key)} is not a TCP port")
     if not 0 <= s.image_gc_low_threshold < s.image_gc_high_threshold <= 100:
         raise fail("image_gc_low_threshold", "need 0 <= low < high <= 100")
-    if not _SIZE.match(s.container_log_max_size):
+    if not _SIZE.fullmatch(s.container_log_max_size):
         raise fail("container_log_max_size", f"{s.container_log_max_size!r} is not like '10Mi'")
-    if not _RELEASE.match(s.flannel_version):
+    if not _RELEASE.fullmatch(s.flannel_version):
         raise fail("flannel_version", f"{s.flannel_version!r} is not a release like 'v0.27.4'")
-    if s.control_plane_endpoint and not re.match(
+    if s.control_plane_endpoint and not re.fullmatch(
         r"^[A-Za-z0-9.\-\[\]:]+:[0-9]+$", s.control_plane_endpoint
     ):
         raise fail("control_plane_endpoint", f"{s.control_plane_endpoint!r} is not 'host:port'")

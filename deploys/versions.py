@@ -33,7 +33,7 @@ _VERSION = re.compile(
 
 def parse_version(version: str) -> tuple[int, int, int]:
     """(major, minor, patch) of "1.34.2" or "v1.34.2"; ValueError for anything else."""
-    match = _VERSION.match(str(version))
+    match = _VERSION.fullmatch(str(version))
     if not match:
         raise ValueError(f"{version!r} is not a version like '1.34.2' (major.minor.patch)")
     return int(match["major"]), int(match["minor"]), int(match["patch"])

@@ -42,6 +42,7 @@ import io
 import logging
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, field
 from inspect import getfullargspec
 from pathlib import Path
@@ -51,8 +52,9 @@ from unittest import mock
 import yaml
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
-from pyinfra.api.deploy import add_deploy
 from pyinfra.api.facts import FactBase
+from pyinfra.api.state import StateStage
+from pyinfra.api.util import PYINFRA_INSTALL_DIR
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from pyinfra.context import ctx_host, ctx_state
 
@@ -205,6 +207,36 @@ def _command_text(command) -> str:
     return command.get_masked_value() if isinstance(command, StringCommand) else str(command)
 
 
+def _operation_order_from_code(state) -> list[int]:
+    """Where the operation is called from, as pyinfra's CLI orders operations: the line
+    numbers of the calling frames outside pyinfra (a cheap walk, not inspect.stack())."""
+    lines = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        if not frame.f_code.co_filename.startswith(PYINFRA_INSTALL_DIR):
+            lines.append(frame.f_lineno)
+        frame = frame.f_back
+    return lines[::-1]
+
+
+def _prepare(state: State, deploy, deploy_args) -> None:
+    """Run the deploy function for each host the way `pyinfra` (the CLI) does: operations
+    are identified by where they are called in the code, so an operation that only some
+    hosts reach lines up across hosts."""
+    state.set_stage(StateStage.Prepare)
+    with (
+        mock.patch("pyinfra.is_cli", True),
+        mock.patch(
+            "pyinfra.api.operation.get_operation_order_from_stack", _operation_order_from_code
+        ),
+        ctx_state.use(state),
+    ):
+        for host in state.inventory:
+            with ctx_host.use(host):
+                deploy(*deploy_args)
+    state.set_stage(StateStage.Execute)
+
+
 def _simulate(state: State, deploy, deploy_args, facts_for, responses, run: Run):
     connectors = {host.name: RecordedConnector(responses) for host in state.inventory}
     failed_hosts: set[str] = set()
@@ -227,7 +259,7 @@ def _simulate(state: State, deploy, deploy_args, facts_for, responses, run: Run)
             host.connector = connectors[host.name]
             run.ops[host.name] = []
             run.uploads[host.name] = {}
-        add_deploy(state, deploy, *deploy_args, host=list(state.inventory))
+        _prepare(state, deploy, deploy_args)
         state.is_executing = True
         for op_hash in state.get_op_order():
             op_meta = state.get_op_meta(op_hash)

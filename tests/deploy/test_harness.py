@@ -71,3 +71,15 @@ def test_fact_overrides_and_missing_facts():
     assert run.commands("cp1") == ["echo Debian"]
     assert run.commands("w1") == ["echo X"]
     assert run.missing_facts == {}
+
+
+def test_operations_reached_by_some_hosts_line_up_by_their_place_in_the_code():
+    @deploy("Branches")
+    def branches():
+        if host.name == "cp1":
+            server.shell(name="only: first", commands=["echo first"])
+        server.shell(name="all: every host", commands=["echo all"])
+
+    run = harness.run(branches)
+    assert run.op_names("cp1") == ["only: first", "all: every host"]
+    assert run.op_names("w1") == ["all: every host"]

@@ -1,0 +1,129 @@
+"""The lab works: booted nodes, verified SSH, apt through the proxy only, a shared bridge."""
+
+from __future__ import annotations
+
+import shlex
+from urllib.parse import urlsplit
+
+import pytest
+
+from deploys.settings import load_cluster
+from tests.lab import aptsources, config
+from tests.lab.api import READY_STATES
+from tests.lab.fixture import LAB_NODES, LAB_SUITES
+
+pytestmark = pytest.mark.lab
+
+# What /etc/debian_version holds on each suite.
+DEBIAN_VERSION = {"bookworm": "12.", "trixie": "13.", "sid": "/sid"}
+NODE_SUITES = list(zip(LAB_NODES, LAB_SUITES, strict=True))
+# Sends one request line to the proxy from a node; prints the status line of the answer.
+PROXY_PROBE = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30) as conn:
+    conn.sendall(sys.argv[3].encode() + b"\\r\\nHost: probe\\r\\n\\r\\n")
+    print(conn.recv(200).split(b"\\r\\n")[0].decode())
+"""
+
+
+def proxy_answer(lab, node: str, request_line: str) -> str:
+    args = [*config.PROXY_ENDPOINT.split(":"), request_line]
+    command = f"python3 -c {shlex.quote(PROXY_PROBE)} {shlex.join(args)}"
+    return lab.ssh(node, command).stdout.strip()
+
+
+def host_mirror() -> str:
+    sources = aptsources.host_sources()
+    return aptsources.debian_mirrors(sources, aptsources.host_codename()).archive.uri
+
+
+@pytest.mark.parametrize(("name", "suite"), NODE_SUITES)
+def test_node_answers_ssh_as_itself_on_its_suite(lab, name, suite):
+    result = lab.ssh(name, "hostname; cat /etc/debian_version")
+    hostname, debian_version = result.stdout.split()
+    assert hostname == name
+    assert DEBIAN_VERSION[suite] in debian_version
+    assert lab.node(name).suite == suite
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_node_runs_systemd(lab, name):
+    state = lab.ssh(name, "systemctl is-system-running", check=False).stdout.strip()
+    assert state in READY_STATES
+    assert lab.ssh(name, "cat /proc/1/comm").stdout.strip() == "systemd"
+
+
+def test_status_shows_every_node_running_and_reachable(lab):
+    rows = lab.status()
+    assert [row["name"] for row in rows] == list(LAB_NODES)
+    assert all(row["running"] and row["ssh"] for row in rows)
+
+
+def test_inventory_is_a_valid_cluster_file(lab):
+    cluster = load_cluster(lab.inventory_path)
+    assert [(n.name, n.address) for n in cluster.nodes] == [(n.name, n.address) for n in lab.nodes]
+    assert [n.roles for n in cluster.nodes] == [("control_plane",), ("worker",), ("worker",)]
+    settings = cluster.settings_for(cluster.nodes[0])
+    assert settings.ssh_key == str(lab.key_path)
+    assert settings.ssh_known_hosts_file == str(lab.known_hosts_path)
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_apt_update_works_through_the_proxy(lab, name):
+    result = lab.ssh(name, "apt-get update")
+    assert "Err:" not in result.stdout
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_node_has_no_route_out(lab, name):
+    assert lab.ssh(name, "ip -4 route show default; ip -6 route show default").stdout == ""
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        "GET http://example.com/ HTTP/1.1",
+        "CONNECT example.com:443 HTTP/1.1",
+        "GET http://{mirror_host}:8080/ HTTP/1.1",
+        "GET /debian/ HTTP/1.1",
+    ],
+    ids=["other-host", "tunnel-to-other-host", "mirror-host-other-port", "not-a-proxy-request"],
+)
+def test_proxy_refuses_what_is_not_an_apt_source(lab, request_line):
+    mirror_host = urlsplit(host_mirror()).hostname
+    answer = proxy_answer(lab, "lab1", request_line.format(mirror_host=mirror_host))
+    assert answer.split()[1] == "403", answer
+
+
+def test_proxy_forwards_to_the_mirror(lab):
+    answer = proxy_answer(lab, "lab1", f"HEAD {host_mirror()}/dists/sid/Release HTTP/1.1")
+    assert answer.split()[1] == "200", answer
+
+
+@pytest.mark.parametrize(
+    ("source", "target"), list(zip(LAB_NODES, LAB_NODES[1:] + LAB_NODES[:1], strict=True))
+)
+def test_nodes_reach_each_other_over_the_bridge(lab, source, target):
+    address = lab.node(target).address
+    lab.ssh(source, f"ping -c 1 -W 5 {address}")
+    banner = lab.ssh(
+        source,
+        "python3 -c 'import socket, sys; "
+        "print(socket.create_connection((sys.argv[1], 22), timeout=5).recv(64).decode())' "
+        + address,
+    )
+    assert banner.stdout.startswith("SSH-2.0-")
+
+
+def test_restart_power_cycles_the_node(lab):
+    boot_id = "cat /proc/sys/kernel/random/boot_id"
+    before = lab.ssh("lab2", boot_id).stdout
+    old_pid = lab.node("lab2").pid
+    lab.ssh("lab2", "echo kept > /root/restart-marker && sync")
+
+    lab.restart("lab2")
+
+    assert lab.ssh("lab2", boot_id).stdout != before
+    assert lab.node("lab2").pid != old_pid
+    assert lab.ssh("lab2", "systemctl is-system-running").stdout.strip() in READY_STATES
+    assert lab.ssh("lab2", "cat /root/restart-marker").stdout == "kept\n"
