@@ -1,0 +1,189 @@
+"""Render, without connecting anywhere, every file the deploy would write on each host.
+
+    python -m deploys.render [CLUSTER_FILE] OUT_DIR [--with-secrets]
+                             [--os ubuntu-24.04] [--arch amd64] [--containerd-version 1.7.0]
+
+OUT_DIR/<host>/<remote path> gets each file, from the same functions the deploy writes them
+with: OS preparation, containerd, Kubernetes (apt source, kubeadm configurations) and the
+add-ons. CLUSTER_FILE defaults to $CLUSTER or inventory/cluster.yaml, as for inventory.py.
+
+A few files depend on the host, not on the cluster file; the renderer assumes:
+- the OS release: --os (default ubuntu-24.04, the Vagrant box), for the time-sync file and
+  Docker's apt source (containerd_source: docker), with --arch (default amd64);
+- the containerd version, for config.toml's format: the cluster file's containerd_version
+  pin if set, else --containerd-version (default 1.7.0: config version 2, as for every
+  supported release's own containerd package; give 2.x for config version 3).
+
+Secrets (the SECRET_SETTINGS of the cluster file) appear as placeholders unless
+--with-secrets is given. A node's kubeadm join configuration always shows placeholders for
+the bootstrap token, CA certificate hash and certificate key: they are created while a run
+joins the node, not taken from the cluster file. Files are written owner-only (0600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from deploys import addons, kubernetes, system
+from deploys.context import NodeContext
+from deploys.runtime import config, package, registries, sandbox
+from deploys.settings import SECRET_SETTINGS, Cluster, ClusterError, Node, Settings, load_cluster
+from deploys.system.release import Release
+
+# Marks a directory this renderer wrote, so that rendering again may replace it.
+MARKER = ".pyinfra-kubeadm-render"
+DEFAULT_OS = "ubuntu-24.04"
+DEFAULT_ARCH = "amd64"
+DEFAULT_CONTAINERD = "1.7.0"
+# The supported releases as os-release names them (ID, VERSION_ID, VERSION_CODENAME).
+RELEASES = {
+    "ubuntu-20.04": ("ubuntu", "20.04", "focal"),
+    "ubuntu-22.04": ("ubuntu", "22.04", "jammy"),
+    "ubuntu-24.04": ("ubuntu", "24.04", "noble"),
+    "debian-11": ("debian", "11", "bullseye"),
+    "debian-12": ("debian", "12", "bookworm"),
+    "debian-13": ("debian", "13", "trixie"),
+}
+
+
+def redacted(value, label: str):
+    """`value` with every non-empty string below it replaced by a placeholder naming it."""
+    if isinstance(value, dict):
+        return {key: redacted(item, f"{label}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item, f"{label}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, str) and value:
+        return f"<secret: {label}>"
+    return value
+
+
+def without_secrets(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings, **{name: redacted(getattr(settings, name), name) for name in SECRET_SETTINGS}
+    )
+
+
+def os_release(name: str) -> dict[str, str]:
+    """{id, version, codename} of a release named like "ubuntu-24.04", as the deploy's
+    facts read them; ValueError for a release the project does not support."""
+    if name not in RELEASES:
+        raise ValueError(f"unknown OS release {name!r}: one of {', '.join(RELEASES)}")
+    return dict(zip(("id", "version", "codename"), RELEASES[name], strict=True))
+
+
+def containerd_files(
+    ctx: NodeContext, release: dict[str, str], arch: str, containerd_version: str
+) -> dict[str, str]:
+    """The files deploys/runtime/containerd.py writes: Docker's repository (when it is
+    the source), config.toml, the registries' hosts.toml and the sandbox image guard."""
+    s = ctx.settings
+    source = package.docker_repository_files(s, release, arch)
+    return {
+        **(source if s.containerd_source == "docker" else {}),
+        config.CONFIG_TOML: config.config_toml(s, containerd_version),
+        **registries.registry_files(s),
+        **sandbox.guard_files(s),
+    }
+
+
+def node_files(
+    cluster: Cluster,
+    node: Node,
+    os_name: str = DEFAULT_OS,
+    arch: str = DEFAULT_ARCH,
+    containerd_version: str = DEFAULT_CONTAINERD,
+    with_secrets: bool = False,
+) -> dict[str, str]:
+    """{remote path: content} of every file the deploy writes on `node`."""
+    ctx = NodeContext.from_cluster(cluster, node)
+    if not with_secrets:
+        ctx = dataclasses.replace(ctx, settings=without_secrets(ctx.settings))
+    release = os_release(os_name)
+    version = ctx.settings.containerd_version or containerd_version
+    return {
+        **system.system_files(ctx, Release.parse(release["id"], release["version"])),
+        **containerd_files(ctx, release, arch, version),
+        **kubernetes.rendered_files(ctx),
+        **addons.rendered_files(ctx),
+    }
+
+
+def _write(path: Path, content: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(content)
+
+
+def _prepare(out_dir: Path) -> None:
+    """Create OUT_DIR, or empty one this renderer wrote; refuse any other non-empty one."""
+    if out_dir.exists() and any(out_dir.iterdir()):
+        if not (out_dir / MARKER).is_file():
+            raise SystemExit(f"refused: {out_dir} is not empty and was not written by the renderer")
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write(out_dir / MARKER, "Files rendered by `python -m deploys.render`.\n")
+
+
+def render(
+    cluster_file: str,
+    out_dir: str,
+    os_name: str = DEFAULT_OS,
+    arch: str = DEFAULT_ARCH,
+    containerd_version: str = DEFAULT_CONTAINERD,
+    with_secrets: bool = False,
+) -> dict[str, list[str]]:
+    """Write every host's files under out_dir; return {host: [remote paths]}."""
+    cluster = load_cluster(cluster_file)
+    rendered = {
+        node.name: node_files(cluster, node, os_name, arch, containerd_version, with_secrets)
+        for node in cluster.nodes
+    }
+    root = Path(out_dir)
+    _prepare(root)
+    for name, written in rendered.items():
+        for remote, content in written.items():
+            _write(root / name / remote.lstrip("/"), content)
+    return {name: sorted(written) for name, written in rendered.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploys.render",
+        description="Write every file the deploy would write, per host, without connecting.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="[CLUSTER_FILE] OUT_DIR")
+    parser.add_argument("--with-secrets", action="store_true", help="write real secrets")
+    parser.add_argument("--os", default=DEFAULT_OS, help=f"OS release (default {DEFAULT_OS})")
+    parser.add_argument("--arch", default=DEFAULT_ARCH, help=f"dpkg architecture ({DEFAULT_ARCH})")
+    parser.add_argument(
+        "--containerd-version",
+        default=DEFAULT_CONTAINERD,
+        help=f"containerd version unless the cluster file pins one (default {DEFAULT_CONTAINERD})",
+    )
+    args = parser.parse_args(argv)
+    if len(args.paths) > 2:
+        parser.error("expected [CLUSTER_FILE] OUT_DIR")
+    default_cluster = os.environ.get("CLUSTER", "inventory/cluster.yaml")
+    cluster_file, out_dir = args.paths if len(args.paths) == 2 else (default_cluster, *args.paths)
+    try:
+        written = render(
+            cluster_file, out_dir, args.os, args.arch, args.containerd_version, args.with_secrets
+        )
+    except (ClusterError, ValueError) as exc:
+        sys.stderr.write(f"refused: {exc}\n")
+        return 2
+    for name, paths in written.items():
+        print(f"{name}: {len(paths)} files")
+        for path in paths:
+            print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
