@@ -1,0 +1,48 @@
+"""deploys/node.py as a whole (OS preparation, then containerd) on each supported release."""
+
+import pytest
+from pyinfra.api import deploy
+
+from deploys.runtime.containerd import converge_containerd
+from deploys.system import prepare_system
+from tests.deploy import harness
+
+# Debian 11's own containerd (1.4) is too old; such sites use Docker's containerd.io.
+SETTINGS = {"debian-11": {"containerd_source": "docker"}}
+HOSTS = ("cp1", "w1", "w2")
+
+
+@deploy("Node")
+def node():
+    """The body of deploys/node.py (the entry file itself runs at import)."""
+    prepare_system()
+    converge_containerd()
+
+
+def cluster(os_release):
+    doc = {**harness.DEFAULT_CLUSTER, "settings": SETTINGS.get(os_release, {})}
+    return doc
+
+
+def test_the_entry_file_composes_exactly_these_deploys():
+    source = (harness.FACTS_DIR.parents[2] / "deploys" / "node.py").read_text()
+    calls = [line for line in source.splitlines() if line.endswith("()")]
+    assert calls == ["prepare_system()", "converge_containerd()"]
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_fresh_node_succeeds(os_release):
+    run = harness.run(node, os=os_release, cluster=cluster(os_release))
+    for host in HOSTS:
+        assert run.failed(host) == []
+        assert "containerd: write config.toml" in run.changed(host)
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+@pytest.mark.parametrize("host", HOSTS)
+def test_converged_node_changes_nothing_and_reads_little(os_release, host):
+    run = harness.run(node, os=os_release, cluster=cluster(os_release), converged=True)
+    assert run.failed(host) == []
+    assert run.changed(host) == []
+    # Target: a converged re-run under 40 remote commands per host.
+    assert len(run.reads[host]) < 40, run.reads[host]
