@@ -6,6 +6,7 @@ from pyinfra.api import deploy
 from deploys.runtime.containerd import converge_containerd
 from deploys.system import prepare_system
 from tests.deploy import harness
+from tests.deploy.test_system import converged_hosts
 
 # Debian 11's own containerd (1.4) is too old; such sites use Docker's containerd.io.
 SETTINGS = {"debian-11": {"containerd_source": "docker"}}
@@ -41,7 +42,13 @@ def test_fresh_node_succeeds(os_release):
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 @pytest.mark.parametrize("host", HOSTS)
 def test_converged_node_changes_nothing_and_reads_little(os_release, host):
-    run = harness.run(node, os=os_release, cluster=cluster(os_release), converged=True)
+    run = harness.run(
+        node,
+        os=os_release,
+        cluster=cluster(os_release),
+        converged=True,
+        host_facts=converged_hosts(os_release),  # each host's own hostname and firewall rules
+    )
     assert run.failed(host) == []
     assert run.changed(host) == []
     # Target: a converged re-run under 40 remote commands per host.
