@@ -232,3 +232,10 @@ def test_pyinfra_refuses_a_bad_file_before_connecting(tmp_path):
     assert result.returncode != 0
     assert f"refused: {path}: settings: pod_subnet: '10.244.0.0/33'" in result.stderr
     assert "Connecting" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", settings.SETTING_NAMES)
+def test_readme_documents_every_setting(name):
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Settings", 1)[1]
+    assert f"| `{name}` |" in section
