@@ -53,7 +53,6 @@ CREDENTIALS_DIR = f"{KUBERNETES_DIR}/join-credentials"
 JOIN_COMMAND = f"{CREDENTIALS_DIR}/join-command"
 CERTIFICATE_KEY = f"{CREDENTIALS_DIR}/certificate-key"
 JOIN_TOKEN_TTL = "1h0m0s"
-ROOT_KUBECONFIG = "/root/.kube/config"
 
 _TOKEN = re.compile(r"--token ([a-z0-9]{6}\.[a-z0-9]{16})(?:\s|$)")
 _CA_CERT_HASH = re.compile(r"--discovery-token-ca-cert-hash (sha256:[0-9a-f]{64})(?:\s|$)")
@@ -83,7 +82,7 @@ def sandbox_check(settings: Settings) -> StringCommand:
     """Fail, saying so, unless containerd's configured sandbox image is the pause image
     kubeadm of the pinned release expects (a mismatch leaves init or join hanging on
     "failed to get sandbox image")."""
-    expected = StringCommand(_kubeadm("config", "images", "list", *image_flags(settings)))
+    expected = _kubeadm("config", "images", "list", *image_flags(settings))
     # containerd 1.x: sandbox_image = "..."; 2.x: sandbox = '...'
     program = "/^[ \\t]*sandbox(_image)?[ \\t]*=/ {print $2; exit}"
     message = (
