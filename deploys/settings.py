@@ -35,7 +35,7 @@ class Settings:
     # --- Kubernetes ---
     # Exact Kubernetes release (major.minor.patch) for kubeadm/kubelet/kubectl and the
     # control plane. Default 1.35.9 (released 2026-09-15): 1.35 is the newest minor that
-    # still supports containerd 1.x, which is what every supported OS release ships as its
+    # still supports containerd 1.x, which Debian 12/13 and Ubuntu 20.04 ship as their
     # containerd package (1.36 and later need containerd 2.x); upstream patches it until
     # 2027-02-28 (1.34 reached end of life on 2026-10-27); kubeadm config API v1beta4.
     # From 1.35 the kubelet refuses cgroup v1 hosts: Ubuntu 20.04 needs booting with

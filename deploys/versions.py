@@ -23,6 +23,10 @@ PAUSE_TAGS = {
     34: "3.10.1",
     35: "3.10.1",
     36: "3.10.2",
+    # 1.37: as 1.36 (downstream distributions pin 3.10.2 for it; not read from kubeadm
+    # itself). bootstrap checks `kubeadm config images list` against containerd before
+    # init anyway, so a wrong entry here stops the run instead of hanging it.
+    37: "3.10.2",
 }
 SUPPORTED_MINORS = tuple(sorted(PAUSE_TAGS))
 
