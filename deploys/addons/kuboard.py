@@ -17,7 +17,7 @@ from pyinfra import host
 from pyinfra.api import OperationError, QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import server
 
-from deploys.addons import secret
+from deploys import secret
 from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
 from deploys.settings import Settings

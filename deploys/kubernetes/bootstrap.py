@@ -25,14 +25,12 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.facts.files import File, Sha1File
 from pyinfra.facts.server import Home
 from pyinfra.operations import server
 
-from deploys import versions
-from deploys.addons import secret
+from deploys import secret, versions
 from deploys.context import NodeContext
 from deploys.kubernetes.kubeadm_config import (
     CRI_SOCKET,
@@ -205,25 +203,10 @@ def parse_credentials(text: str, control_plane: bool) -> JoinCredentials:
     return JoinCredentials(token[1], ca_hash[1], key[1] if control_plane else "")
 
 
-def read_private(target: Host, command: StringCommand, what: str) -> str:
-    """Standard output of `command` run on `target` (any host of the inventory) with its
-    own connection arguments; neither the command nor its output is printed."""
-    arguments, _ = pop_global_arguments(target.state, target, {})
-    connection = {k: v for k, v in arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
-    ok, output = target.run_shell_command(
-        command, print_output=False, print_input=False, **connection
-    )
-    if not ok:
-        raise OperationError(
-            f"{what} on {target.name} failed: {output.stderr.strip() or 'no error output'}"
-        )
-    return output.stdout
-
-
 def read_credentials(source: Host, control_plane: bool) -> JoinCredentials:
     paths = [JOIN_COMMAND, CERTIFICATE_KEY] if control_plane else [JOIN_COMMAND]
-    text = read_private(
-        source, StringCommand("cat", *map(QuoteString, paths)), "reading the join credentials"
+    text = secret.output(
+        StringCommand("cat", *map(QuoteString, paths)), "reading the join credentials", source
     )
     try:
         return parse_credentials(text, control_plane)
@@ -307,7 +290,7 @@ def local_copy_current(path: Path, remote_sha: str | None) -> bool:
 
 
 def _save_admin_kubeconfig(dest: str) -> None:
-    text = read_private(host, StringCommand("cat", QuoteString(ADMIN_CONF)), "reading admin.conf")
+    text = secret.output(StringCommand("cat", QuoteString(ADMIN_CONF)), "reading admin.conf")
     path = Path(dest)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")

@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys.addons import secret
+from deploys import secret
 from deploys.context import NodeContext
 from deploys.facts.containerd import ContainerdState
 from deploys.runtime import operations

@@ -1,4 +1,4 @@
-"""Secret files and secret command output (deploys/addons/secret.py) on recorded hosts."""
+"""Secret files and secret command output (deploys/secret.py) on recorded hosts."""
 
 import hashlib
 
@@ -6,7 +6,7 @@ import pytest
 from pyinfra import host
 from pyinfra.api import OperationError, StringCommand, deploy, operation
 
-from deploys.addons import secret
+from deploys import secret
 from tests.deploy import harness
 
 DEST = "/etc/example/token.conf"
