@@ -1,0 +1,142 @@
+"""The stand-in Kubernetes apt repository of the lab (tests/lab/k8s_repo.py), a test double:
+built, signed, served and accepted by apt on this machine, without the lab."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from deploys import versions
+from tests.lab import k8s_repo
+
+TOOLS = ("gpg", "gpgv", "dpkg-deb", "apt-ftparchive", "apt-get")
+pytestmark = pytest.mark.skipif(
+    not all(map(shutil.which, TOOLS)), reason=f"needs {', '.join(TOOLS)} (apt-utils, gnupg)"
+)
+VERSION, REVISION, IMAGES = "1.35.9", "1.1", "registry.example.org/k8s"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stand-in")
+    with k8s_repo.stand_in_repository(workdir, VERSION, REVISION, IMAGES) as built:
+        yield built
+
+
+def run(*argv, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def keyring(repo, tmp_path_factory) -> Path:
+    """Release.key dearmored, as apt.key installs it."""
+    path = tmp_path_factory.mktemp("keyring") / "kubernetes-apt-keyring.gpg"
+    with open(repo.release_key, "rb") as armored, open(path, "wb") as binary:
+        subprocess.run(["gpg", "--dearmor"], stdin=armored, stdout=binary, check=True)
+    return path
+
+
+def test_repository_sits_where_the_deploy_looks_for_the_minor(repo):
+    url = versions.kubernetes_apt_url("http://stand-in.invalid/base", VERSION)
+    assert f"{repo.root.as_posix()}/{url.removeprefix('http://stand-in.invalid/base/')}" == (
+        f"{repo.deb_dir.as_posix()}/"
+    )
+
+
+def test_release_key_is_ascii_armored(repo):
+    assert repo.release_key.read_text().startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+
+
+def test_inrelease_verifies_against_the_release_key(repo, keyring):
+    result = run("gpgv", "--keyring", keyring, repo.deb_dir / "InRelease")
+    assert result.returncode == 0, result.stderr
+
+
+def test_detached_signature_verifies_against_the_release_key(repo, keyring):
+    result = run("gpgv", "--keyring", keyring, "Release.gpg", "Release", cwd=repo.deb_dir)
+    assert result.returncode == 0, result.stderr
+
+
+def test_tampered_release_fails_verification(repo, keyring, tmp_path):
+    tampered = tmp_path / "Release"
+    tampered.write_text((repo.deb_dir / "Release").read_text() + "Suite: tampered\n")
+    result = run("gpgv", "--keyring", keyring, repo.deb_dir / "Release.gpg", tampered)
+    assert result.returncode != 0
+
+
+@pytest.mark.parametrize("name", k8s_repo.PACKAGES)
+def test_packages_index_lists_each_package_at_the_pinned_version(repo, name):
+    stanzas = (repo.deb_dir / "Packages").read_text().split("\n\n")
+    assert any(
+        f"Package: {name}\n" in s and f"\nVersion: {VERSION}-{REVISION}\n" in s for s in stanzas
+    )
+
+
+@pytest.fixture(scope="module")
+def unpacked(repo, tmp_path_factory) -> Path:
+    """Every stand-in package extracted into one tree."""
+    tree = tmp_path_factory.mktemp("unpacked")
+    for deb in repo.deb_dir.glob("*.deb"):
+        subprocess.run(["dpkg-deb", "-x", deb, tree], check=True)
+    return tree
+
+
+@pytest.mark.parametrize("name", k8s_repo.PACKAGES)
+@pytest.mark.parametrize("flag", ["version", "--version"])
+def test_each_program_prints_the_pinned_version(unpacked, name, flag):
+    result = run(unpacked / "usr/bin" / name, flag)
+    assert (result.returncode, result.stdout) == (0, f"v{VERSION}\n")
+
+
+def test_kubeadm_lists_the_sandbox_image_of_the_pinned_release(unpacked):
+    result = run(unpacked / "usr/bin/kubeadm", "config", "images", "list")
+    assert result.returncode == 0
+    assert versions.sandbox_image(IMAGES, VERSION) in result.stdout.splitlines()
+    assert f"{IMAGES}/kube-apiserver:v{VERSION}" in result.stdout.splitlines()
+
+
+def test_kubeadm_validates_any_configuration(unpacked):
+    assert run(unpacked / "usr/bin/kubeadm", "config", "validate", "--config", "x").returncode == 0
+
+
+@pytest.mark.parametrize("args", [["init"], ["join", "--config", "x"], []])
+def test_stand_in_refuses_what_it_does_not_implement(unpacked, args):
+    result = run(unpacked / "usr/bin/kubeadm", *args)
+    assert result.returncode != 0 and "stand-in" in result.stderr
+
+
+def test_served_over_http_with_the_requests_recorded(repo):
+    with k8s_repo.serve(repo.root, "127.0.0.1") as (base_url, requests):
+        url = versions.kubernetes_apt_url(base_url, VERSION) + "Release.key"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            assert response.read() == repo.release_key.read_bytes()
+    assert requests == [f"/v1.{versions.kubernetes_minor(VERSION)}/deb/Release.key"]
+
+
+def test_apt_accepts_the_signed_repository(repo, keyring, tmp_path):
+    """apt of this machine, in directories of its own, updates from the served stand-in
+    with the deploy's source line and keyring, and offers the pinned version."""
+    lists, cache = tmp_path / "lists", tmp_path / "cache"
+    (lists / "partial").mkdir(parents=True)
+    (cache / "archives" / "partial").mkdir(parents=True)
+    with k8s_repo.serve(repo.root, "127.0.0.1") as (base_url, _):
+        url = versions.kubernetes_apt_url(base_url, VERSION)
+        sources = tmp_path / "kubernetes.list"
+        sources.write_text(f"deb [signed-by={keyring}] {url} /\n")
+        options = [
+            f"-oDir::Etc::SourceList={sources}",
+            "-oDir::Etc::SourceParts=/nonexistent",
+            f"-oDir::State::Lists={lists}",
+            f"-oDir::Cache={cache}",
+            "-oDebug::NoLocking=true",
+            "-oAcquire::http::Proxy::127.0.0.1=DIRECT",
+            "-oAPT::Get::List-Cleanup=false",
+        ]
+        update = run("apt-get", *options, "update", "--error-on=any")
+        policy = run("apt-cache", *options, "policy", "kubeadm")
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert f"Candidate: {VERSION}-{REVISION}" in policy.stdout
