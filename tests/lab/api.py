@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tests.lab import aptsources, config, host, rootfs
+from tests.lab import aptsources, config, host, registry, rootfs
 
 HOST_PACKAGES = ["systemd-container", "debootstrap", "openssh-client", "iproute2"]
 BOOT_TIMEOUT = 120
@@ -219,10 +219,11 @@ class Lab:
                 marker=config.PROXY_ENDPOINT,
                 port=config.PROXY_PORT,
             )
+            image_mirrors = registry.mirror_pause_images(lab)
             lab._converge_nodes(wanted, mirrors)
             lab._write_known_hosts()
             lab._wait_ready(lab.nodes)
-            lab._write_inventory()
+            lab._write_inventory(image_mirrors)
         names = " ".join(node.name for node in lab.nodes)
         print(
             f"lab up in {time.monotonic() - started:.1f} s"
@@ -319,8 +320,9 @@ class Lab:
             time.sleep(0.5)
         return state if node.running else "systemd-nspawn exited"
 
-    def _write_inventory(self) -> None:
-        """The cluster file of the lab: the first node is the control plane, the rest workers."""
+    def _write_inventory(self, image_mirrors: dict[str, list[str]]) -> None:
+        """The cluster file of the lab: the first node is the control plane, the rest workers;
+        images come through the lab's registry (``image_mirrors``: registry_mirrors)."""
         hosts = "".join(
             f"  - name: {node.name}\n"
             f"    address: {node.address}\n"
@@ -332,6 +334,7 @@ class Lab:
             "  ssh_port: 22\n"
             f"  ssh_key: {json.dumps(str(self.key_path))}\n"
             f"  ssh_known_hosts_file: {json.dumps(str(self.known_hosts_path))}\n"
+            f"  registry_mirrors: {json.dumps(image_mirrors)}\n"
         )
         self.inventory_path.parent.mkdir(exist_ok=True)
         self.inventory_path.write_text(f"{INVENTORY_HEADER}hosts:\n{hosts}settings:\n{settings}")

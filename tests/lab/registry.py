@@ -7,7 +7,9 @@ Nodes cannot reach any public registry, so containerd tests pull from Debian's
     image = build_pause_image()
     digest = push_image(address, "google_containers/pause", "3.10", image)
 
-The registry keeps its storage in the lab's state directory; ``Lab.down`` stops it.
+``Lab.up`` starts it and pushes the pause image the deploy's sandbox image guard pulls
+(mirror_pause_images). The registry keeps its storage in the lab's state directory;
+``Lab.down`` stops it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,14 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from deploys.settings import Settings
+from deploys.versions import PAUSE_TAGS
 from tests.lab import config, host
-from tests.lab.api import Lab
+
+if TYPE_CHECKING:
+    from tests.lab.api import Lab
 
 REGISTRY_PACKAGES = ["docker-registry"]
 # To compile the pause binary statically.
@@ -160,3 +167,19 @@ def push_image(registry: str, repository: str, tag: str, image: Image) -> str:
     if pushed != manifest.digest:
         raise RuntimeError(f"registry stored {repository}:{tag} as {pushed}, not {manifest.digest}")
     return pushed
+
+
+def mirror_pause_images(lab: Lab) -> dict[str, list[str]]:
+    """Serve the lab's pause image under every tag kubeadm may expect (deploys.versions), as
+    the mirror of the default image repository; the cluster file's ``registry_mirrors``.
+
+    With ``image_repository`` "registry.k8s.io" containerd asks the mirror for ``pause:<tag>``;
+    with "host/google_containers" for ``google_containers/pause:<tag>``.
+    """
+    address = start_registry(lab)
+    upstream, _, path = Settings().image_repository.partition("/")
+    repository = f"{path}/pause" if path else "pause"
+    image = build_pause_image()
+    for tag in sorted(set(PAUSE_TAGS.values())):
+        push_image(address, repository, tag, image)
+    return {upstream: [f"http://{address}"]}
