@@ -18,6 +18,14 @@ FSTAB_SWAP_LINE = (
 )
 # Kernel modules the deploys may need (kubeadm, flannel, kube-proxy in IPVS mode).
 MODULES = ("overlay", "br_netfilter", "ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_sh", "nf_conntrack")
+# What a module provides, seen where neither /proc/modules nor /sys/module lists it: a kernel
+# without loadable modules has no /proc/modules, a built-in module without parameters has no
+# /sys/module entry (br_netfilter), and a container may have no /sys/module at all.
+MODULE_EVIDENCE = {
+    "overlay": ("grep -qw overlay /proc/filesystems",),
+    "br_netfilter": ("test -e /proc/sys/net/bridge/bridge-nf-call-iptables",),
+    "nf_conntrack": ("test -e /proc/sys/net/netfilter/nf_conntrack_max",),
+}
 # Packages whose installed state the deploys decide on (see deploys/system/packages.py).
 PACKAGES = (
     "apt-transport-https",
@@ -65,9 +73,13 @@ _SCRIPT = "\n".join(
         f"grep -E '^{FSTAB_SWAP_LINE}$' /etc/fstab 2>/dev/null | sed 's/^/fstab /'",
         "systemctl list-unit-files --no-legend --no-pager swap.target '*.swap' 2>/dev/null"
         ' | while read -r u s rest; do echo "unit $u $s"; done',
-        f"for m in {' '.join(MODULES)}; do"
-        ' { grep -q "^$m " /proc/modules 2>/dev/null || test -d "/sys/module/$m"; }'
-        ' && echo "module $m"; done',
+        'loaded() { grep -q "^$1 " /proc/modules || test -d "/sys/module/$1"'
+        ' || grep -q "/$1\\.ko" "/lib/modules/$(uname -r)/modules.builtin"; } 2>/dev/null',
+        *(
+            f"{{ {' || '.join((f'loaded {m}', *MODULE_EVIDENCE.get(m, ())))}; }} 2>/dev/null"
+            f' && echo "module {m}"'
+            for m in MODULES
+        ),
         f"dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}}\\n' {' '.join(PACKAGES)}"
         ' 2>/dev/null | awk \'substr($1, 2, 1) == "i" {print "package", $2}\'',
         "systemctl show --no-pager "

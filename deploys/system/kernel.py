@@ -1,9 +1,10 @@
 """Kernel modules: listed in /etc/modules-load.d/k8s.conf for every boot, and loaded now.
 
 A module counts as loaded when it is in /proc/modules or built into the kernel
-(/sys/module/NAME exists): modprobe runs only for a module that is neither, so a kernel
-with the modules built in (and no /proc/modules at all, as inside a container) sees no
-failed modprobe.
+(/sys/module/NAME, modules.builtin, or what the module provides is there:
+deploys.facts.system.MODULE_EVIDENCE): modprobe runs only for a module that is neither, so
+a kernel with the modules built in (and no /proc/modules or /sys/module at all, as inside a
+container) sees no failed modprobe.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def load_kernel_modules(ctx: NodeContext, current: dict):
         src=StringIO(modules_file(ctx.settings)),
         dest=MODULES_FILE,
         mode="644",
-        create_remote_dir=False,  # systemd's own directory
+        create_remote_dir=True,  # Debian 13+ minimal systems ship no /etc/modules-load.d
     )
     modules_loaded(
         name="kernel: load modules",

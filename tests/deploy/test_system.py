@@ -235,8 +235,9 @@ def test_converged_host_gets_every_operation(converged, host):
 
 def test_converged_host_reads_little(converged):
     """What a converged host is asked: the state fact, the live sysctls, the three files
-    (existence and checksum) and the hosts block. Under `pyinfra -y` that is 10 remote
-    reads (pyinfra reads the hosts block twice); the harness also runs pyinfra's change
+    (existence and checksum), the modules-load.d directory (absent on minimal Debian 13+)
+    and the hosts block. Under `pyinfra -y` that is 11 remote reads (pyinfra reads the hosts
+    block twice); the harness also runs pyinfra's change
     detection, which reads the operations' facts once more and chrony's status for the
     restart whose condition it does not evaluate."""
     _, _, reads = converged
@@ -254,11 +255,12 @@ def test_converged_host_reads_little(converged):
                     "/etc/chrony/chrony.conf",
                 )
             ),
+            "files.Directory(path=/etc/modules-load.d)",
             "systemd.SystemdStatus(machine=None, services=['chrony.service'], "
             "user_mode=False, user_name=None)",
         }
     )
-    assert len(reads) == 3 * 19  # per host: 2 deploy-level reads + 2 x 8 + 1
+    assert len(reads) == 3 * 21  # per host: 2 deploy-level reads + 2 x 9 + 1
 
 
 @pytest.mark.parametrize(
