@@ -53,10 +53,24 @@ class StandIn:
         return versions.kubernetes_apt_url(self.base_url, VERSION)
 
 
+def forget_stand_in(lab) -> None:
+    """Remove from every node what the deploy installed from a stand-in repository (one
+    left by an interrupted run included: its key and server are gone)."""
+    for name in LAB_NODES:
+        lab.ssh(
+            name,
+            f"apt-mark unhold {' '.join(PACKAGES)} >/dev/null 2>&1;"
+            f" apt-get purge -y -q {' '.join(PACKAGES)} >/dev/null 2>&1;"
+            f" rm -f {SOURCE} {KEYRING} {DIRECT_CONF} {INIT_CONFIG} {SCHEDULER_CONFIG}",
+            check=False,
+        )
+
+
 @pytest.fixture(scope="module")
 def stand_in(lab, tmp_path_factory):
-    """The stand-in repository served on the bridge, apt in every node reaching it directly;
-    on exit, the nodes lose what the deploy installed from it (it is gone then)."""
+    """The stand-in repository served on the bridge, apt in every node reaching it directly
+    (not through the lab's proxy); removed from the nodes again on exit."""
+    forget_stand_in(lab)
     workdir = tmp_path_factory.mktemp("stand-in-kubernetes-repo")
     with (
         k8s_repo.stand_in_repository(workdir, VERSION, REVISION, DEFAULTS.image_repository) as repo,
@@ -66,14 +80,7 @@ def stand_in(lab, tmp_path_factory):
         for name in LAB_NODES:
             lab.ssh(name, f"echo '{direct}' > {DIRECT_CONF}")
         yield StandIn(repo, base_url, requests)
-        for name in LAB_NODES:
-            lab.ssh(
-                name,
-                f"apt-mark unhold {' '.join(PACKAGES)} >/dev/null;"
-                f" apt-get purge -y -q {' '.join(PACKAGES)} >/dev/null;"
-                f" rm -f {SOURCE} {KEYRING} {DIRECT_CONF} {INIT_CONFIG} {SCHEDULER_CONFIG}",
-                check=False,
-            )
+        forget_stand_in(lab)
 
 
 @pytest.fixture(scope="module")
