@@ -127,7 +127,8 @@ def _pyinfra(cluster_file: Path) -> Run:
         timeout=1200,
     )
     run = Run(result, time.monotonic() - started)
-    print(f"pyinfra run: exit {result.returncode} in {run.seconds:.1f} s", flush=True)
+    totals = run.totals() if result.returncode == 0 else "-"
+    print(f"pyinfra run: exit {result.returncode} in {run.seconds:.1f} s, {totals}", flush=True)
     return run
 
 
