@@ -186,6 +186,31 @@ _REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?")
 _CREDENTIAL = re.compile(r"[^\x00-\x1f\x7f]+")
 # A Debian package version: [epoch:]upstream[-revision].
 _DEB_VERSION = re.compile(r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*")
+_ENDPOINT = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]+")
+# String settings checked by format alone: (pattern, what a good value is, may be empty).
+_FORMATS = {
+    "container_log_max_size": (_SIZE, "like '10Mi'", False),
+    "flannel_version": (_RELEASE, "a release like 'v0.27.4'", False),
+    "flannel_cni_plugin_version": (_CNI_PLUGIN_RELEASE, "a tag like 'v1.8.0-flannel1'", False),
+    "control_plane_endpoint": (_ENDPOINT, "'host:port'", True),
+    "containerd_version": (_DEB_VERSION, "an apt version", True),
+    "docker_apt_repo": (_APT_URL, "an http(s) URL", False),
+    "kubernetes_apt_repo": (_APT_URL, "an http(s) URL", False),
+    "kubernetes_package_revision": (_PACKAGE_REVISION, "a revision like '1.1'", False),
+    "image_repository": (_IMAGE_REPOSITORY, "a registry prefix like 'registry.k8s.io'", False),
+    "flannel_image_repository": (
+        _IMAGE_REPOSITORY,
+        "a registry prefix like 'ghcr.io/flannel-io'",
+        True,
+    ),
+    "kuboard_image_repository": (
+        _IMAGE_REPOSITORY,
+        "a registry prefix like 'ghcr.io/flannel-io'",
+        True,
+    ),
+    "kuboard_server": (_SERVER_URL, "like 'http://10.0.0.5:80'", True),
+    "admin_user": (_USER_NAME, "a user name", True),
+}
 
 
 class ClusterError(ValueError):
@@ -251,26 +276,26 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
         raise ClusterError(f"{path}: 'hosts' must be a non-empty list of hosts")
     nodes = tuple(_parse_node(path, i, entry) for i, entry in enumerate(hosts))
     _check_unique(path, nodes)
-    warnings = []
     for node in nodes:
         merged = {**overrides, **node.overrides}
         where = f"host {node.name!r}" if node.overrides else "settings"
-        warnings += _check_values(path, where, merged)
+        _check_values(path, where, merged)
     cluster = Cluster(path=path, nodes=nodes, overrides=overrides)
     cps = cluster.control_planes
     if not cps:
         raise ClusterError(f"{path}: no host has the role 'control_plane'; a cluster needs one")
+    warnings = ()
     if len(cps) % 2 == 0:
-        warnings.append(
+        warnings = (
             f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
-            "for quorum (1, 3, 5)"
+            "for quorum (1, 3, 5)",
         )
     if len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
         raise ClusterError(
             f"{path}: settings.control_plane_endpoint: required with more than one control "
             "plane (a load balancer or VIP in front of the API servers)"
         )
-    return dataclasses.replace(cluster, warnings=tuple(dict.fromkeys(warnings)))
+    return dataclasses.replace(cluster, warnings=warnings)
 
 
 def _parse_node(path: str, index: int, entry: Any) -> Node:
@@ -367,8 +392,8 @@ def _network(path: str, where: str, key: str, value: str):
         ) from None
 
 
-def _check_values(path: str, where: str, values: dict) -> list[str]:
-    """Check the merged settings of one host; return warnings, raise on errors."""
+def _check_values(path: str, where: str, values: dict) -> None:
+    """Check the merged settings of one host; raise ClusterError on the first error."""
     s = Settings(**values)
 
     def fail(key: str, message: str) -> ClusterError:
@@ -390,14 +415,10 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
             raise fail(port_key, f"{getattr(s, port_key)} is not a TCP port")
     if not 0 <= s.image_gc_low_threshold < s.image_gc_high_threshold <= 100:
         raise fail("image_gc_low_threshold", "need 0 <= low < high <= 100")
-    if not _SIZE.fullmatch(s.container_log_max_size):
-        raise fail("container_log_max_size", f"{s.container_log_max_size!r} is not like '10Mi'")
-    if not _RELEASE.fullmatch(s.flannel_version):
-        raise fail("flannel_version", f"{s.flannel_version!r} is not a release like 'v0.27.4'")
-    if s.control_plane_endpoint and not re.fullmatch(
-        r"^[A-Za-z0-9.\-\[\]:]+:[0-9]+$", s.control_plane_endpoint
-    ):
-        raise fail("control_plane_endpoint", f"{s.control_plane_endpoint!r} is not 'host:port'")
+    for key, (pattern, what, optional) in _FORMATS.items():
+        value = getattr(s, key)
+        if not (optional and not value) and not pattern.fullmatch(value):
+            raise fail(key, f"{value!r} is not {what}")
     for registry, mirrors in s.registry_mirrors.items():
         if not _REGISTRY.fullmatch(str(registry)):
             raise fail(f"registry_mirrors.{registry}", "is not a registry host[:port]")
@@ -414,10 +435,6 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
             raise fail(f"registry_auth.{registry}", "username and password must be one line")
         if ":" in auth["username"]:
             raise fail(f"registry_auth.{registry}", "a username cannot contain ':'")
-    if s.containerd_version and not _DEB_VERSION.fullmatch(s.containerd_version):
-        raise fail("containerd_version", f"{s.containerd_version!r} is not an apt version")
-    if not _APT_URL.fullmatch(s.docker_apt_repo):
-        raise fail("docker_apt_repo", f"{s.docker_apt_repo!r} is not an http(s) URL")
     for key, value in s.sysctls.items():
         if not _SYSCTL_KEY.fullmatch(str(key)):
             raise fail(f"sysctls.{key}", "is not a sysctl name like 'vm.max_map_count'")
@@ -435,18 +452,7 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
         raise fail("kuboard_agent_token", "required when kuboard_server is set")
     if pods.version != 4:
         raise fail("pod_subnet", f"{s.pod_subnet}: flannel's network must be IPv4")
-    if not _CNI_PLUGIN_RELEASE.fullmatch(s.flannel_cni_plugin_version):
-        raise fail(
-            "flannel_cni_plugin_version",
-            f"{s.flannel_cni_plugin_version!r} is not a tag like 'v1.8.0-flannel1'",
-        )
-    for key in ("flannel_image_repository", "kuboard_image_repository"):
-        value = getattr(s, key)
-        if value and not _IMAGE_REPOSITORY.fullmatch(value):
-            raise fail(key, f"{value!r} is not a registry prefix like 'ghcr.io/flannel-io'")
     if s.kuboard_server:
-        if not _SERVER_URL.fullmatch(s.kuboard_server):
-            raise fail("kuboard_server", f"{s.kuboard_server!r} is not like 'http://10.0.0.5:80'")
         if not _URL_WORD.fullmatch(s.kuboard_agent_token):
             raise fail("kuboard_agent_token", "may hold only letters, digits and . _ ~ -")
         if not _URL_WORD.fullmatch(s.kuboard_cluster_name):
@@ -457,25 +463,10 @@ def _check_values(path: str, where: str, values: dict) -> list[str]:
             )
     if s.ready_timeout <= 0:
         raise fail("ready_timeout", f"{s.ready_timeout} is not a positive number of seconds")
-    if not _APT_URL.fullmatch(s.kubernetes_apt_repo):
-        raise fail("kubernetes_apt_repo", f"{s.kubernetes_apt_repo!r} is not an http(s) URL")
-    if not _PACKAGE_REVISION.fullmatch(s.kubernetes_package_revision):
-        raise fail(
-            "kubernetes_package_revision",
-            f"{s.kubernetes_package_revision!r} is not a revision like '1.1'",
-        )
-    if not _IMAGE_REPOSITORY.fullmatch(s.image_repository):
-        raise fail(
-            "image_repository",
-            f"{s.image_repository!r} is not a registry prefix like 'registry.k8s.io'",
-        )
-    if s.admin_user and not _USER_NAME.fullmatch(s.admin_user):
-        raise fail("admin_user", f"{s.admin_user!r} is not a user name")
     for san in s.cert_sans:
         if not isinstance(san, str) or not _CERT_SAN.fullmatch(san):
             raise fail("cert_sans", f"{san!r} is not a DNS name or an IP address")
     _check_scheduler(path, f"{where}: scheduler", s.scheduler)
-    return []
 
 
 def _check_scheduler(path: str, label: str, scheduler: dict) -> None:
