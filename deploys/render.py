@@ -31,7 +31,7 @@ from pathlib import Path
 
 from deploys import addons, kubernetes, system
 from deploys.context import NodeContext
-from deploys.runtime import config, package, registries, sandbox
+from deploys.runtime import containerd
 from deploys.settings import SECRET_SETTINGS, Cluster, ClusterError, Node, Settings, load_cluster
 from deploys.system.release import Release
 
@@ -76,21 +76,6 @@ def os_release(name: str) -> dict[str, str]:
     return dict(zip(("id", "version", "codename"), RELEASES[name], strict=True))
 
 
-def containerd_files(
-    ctx: NodeContext, release: dict[str, str], arch: str, containerd_version: str
-) -> dict[str, str]:
-    """The files deploys/runtime/containerd.py writes: Docker's repository (when it is
-    the source), config.toml, the registries' hosts.toml and the sandbox image guard."""
-    s = ctx.settings
-    source = package.docker_repository_files(s, release, arch)
-    return {
-        **(source if s.containerd_source == "docker" else {}),
-        config.CONFIG_TOML: config.config_toml(s, containerd_version),
-        **registries.registry_files(s),
-        **sandbox.guard_files(s),
-    }
-
-
 def node_files(
     cluster: Cluster,
     node: Node,
@@ -107,7 +92,7 @@ def node_files(
     version = ctx.settings.containerd_version or containerd_version
     return {
         **system.system_files(ctx, Release.parse(release["id"], release["version"])),
-        **containerd_files(ctx, release, arch, version),
+        **containerd.rendered_files(ctx.settings, release, arch, version),
         **kubernetes.rendered_files(ctx),
         **addons.rendered_files(ctx),
     }

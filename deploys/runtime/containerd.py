@@ -21,6 +21,7 @@ from pyinfra.operations.util import any_changed
 from deploys import secret
 from deploys.context import NodeContext
 from deploys.facts.containerd import ContainerdState
+from deploys.runtime import config as config_file
 from deploys.runtime import operations
 from deploys.runtime.package import (
     docker_repository_files,
@@ -31,6 +32,24 @@ from deploys.runtime.package import (
 from deploys.runtime.registries import registry_files
 from deploys.runtime.sandbox import GUARD_SCRIPT, GUARD_SERVICE, GUARD_TIMER, guard_files
 from deploys.settings import Settings
+
+
+def rendered_files(
+    settings: Settings, release: dict[str, str], arch: str, containerd_version: str
+) -> dict[str, str]:
+    """{remote path: content} of every file converge_containerd writes, for the offline
+    renderer: Docker's repository (when it is the source), config.toml for the given
+    containerd version, the registries' hosts.toml and the sandbox image guard."""
+    return {
+        **(
+            docker_repository_files(settings, release, arch)
+            if settings.containerd_source == "docker"
+            else {}
+        ),
+        config_file.CONFIG_TOML: config_file.config_toml(settings, containerd_version),
+        **registry_files(settings),
+        **guard_files(settings),
+    }
 
 
 @deploy("containerd")
