@@ -4,7 +4,6 @@ never printed."""
 
 import hashlib
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -15,6 +14,7 @@ from deploys.addons.kubectl import ADDONS_DIR
 from deploys.context import NodeContext
 from deploys.settings import parse_cluster
 from tests.deploy import harness
+from tests.lab.host_packages import require_commands
 from tests.stand_ins.kuboard_server import AGENT_KEY, AGENT_MANIFEST, KuboardServerStandIn
 
 TOKEN = "zyrsQqY6Krsy3gvWUNHK2kvKWHmJZneL"
@@ -185,8 +185,8 @@ def test_a_failed_apply_removes_the_manifest_so_the_next_run_applies_it():
     assert f"|| ( rm -f {kuboard.MANIFEST} && false )" in failed.commands[0]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_with_the_stand_in_server_the_token_and_manifest_are_never_printed(tmp_path):
+    require_commands("curl")
     with KuboardServerStandIn("site-a", TOKEN) as server:
         doc = cluster(server.url)
         # What the deploy's fetch prints on the host: the real curl, with the very config

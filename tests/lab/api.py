@@ -26,8 +26,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tests.lab import aptsources, config, host, registry, rootfs
+from tests.lab.host_packages import HOST_PACKAGES
 
-HOST_PACKAGES = ["systemd-container", "debootstrap", "openssh-client", "iproute2"]
 BOOT_TIMEOUT = 120
 # `systemctl is-system-running` once boot has finished; degraded: some unit failed.
 READY_STATES = ("running", "degraded")
@@ -413,8 +413,8 @@ def _check_can_run() -> None:
     if os.geteuid() != 0:
         raise LabUnavailable("the lab needs root (systemd-nspawn, a bridge, debootstrap)")
     try:
-        host.ensure_packages(HOST_PACKAGES)
+        host.ensure_packages(list(HOST_PACKAGES))
     except RuntimeError as exc:
-        raise LabUnavailable(f"cannot install {' '.join(HOST_PACKAGES)}: {exc}") from None
+        raise LabUnavailable(f"cannot install the lab's host packages: {exc}") from None
     if not shutil.which("systemd-nspawn"):
         raise LabUnavailable("systemd-nspawn is not available on this machine")

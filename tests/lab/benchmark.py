@@ -3,7 +3,10 @@
     python -m tests.lab.benchmark           # fresh nodes: `down`, then `up`
     python -m tests.lab.benchmark --reuse   # the lab as it is (brought up if it is not)
 
-Each run is the real `pyinfra -y inventory.py deploys/node.py` (CLUSTER=inventory/lab.yaml)
+It runs on the test lab (inventory/testlab.yaml), the tests' own, never on a lab a person
+started with `python -m tests.lab up`.
+
+Each run is the real `pyinfra -y inventory.py deploys/node.py` (CLUSTER=inventory/testlab.yaml)
 in a child process; its wall time is the child's, from start to exit. In the child, pyinfra's
 SSH connector counts per host what it asks the node to do: shell commands (facts and
 operations alike, each one remote execution) and file transfers (uploads and downloads over
@@ -26,8 +29,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.lab import config
-from tests.lab.api import Lab
+os.environ["PYINFRA_KUBEADM_LAB"] = "testlab"  # before tests.lab.config is imported
+
+from tests.lab import config  # noqa: E402
+from tests.lab.api import Lab  # noqa: E402
 
 SUITES = ("bookworm", "trixie", "sid")
 DEPLOY = ["-y", "inventory.py", "deploys/node.py"]

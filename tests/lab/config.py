@@ -7,16 +7,30 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INVENTORY_PATH = REPO_ROOT / "inventory" / "lab.yaml"
 
-# Base root filesystems, built once per suite and kept across `down`.
+# Two labs that share no name, bridge, address, directory or inventory, so that neither
+# ever touches the other: "lab", the one a person starts with `python -m tests.lab up`, and
+# "testlab", the one the test suite and the benchmark bring up and take down
+# (tests/conftest.py and tests/lab/benchmark.py select it before this module is imported).
+LABS = {
+    # name: (bridge, the bridge's address with the lab's prefix)
+    "lab": ("pkalab0", "10.213.47.1/24"),
+    "testlab": ("pkatest0", "10.213.48.1/24"),
+}
+LAB_VARIABLE = "PYINFRA_KUBEADM_LAB"
+LAB = os.environ.get(LAB_VARIABLE, "lab")
+if LAB not in LABS:
+    raise ValueError(f"{LAB_VARIABLE}={LAB!r}: one of {', '.join(LABS)}")
+INVENTORY_PATH = REPO_ROOT / "inventory" / f"{LAB}.yaml"
+
+# Base root filesystems, built once per suite and kept across `down` (shared: read only).
 CACHE_DIR = Path(os.environ.get("LAB_CACHE_DIR", "/var/cache/pyinfra-kubeadm-lab"))
 # Everything `up` creates and `down` removes: node root filesystems, keys, logs, state.
-STATE_DIR = Path(os.environ.get("LAB_STATE_DIR", "/var/lib/pyinfra-kubeadm-lab"))
+STATE_DIR = Path(os.environ.get("LAB_STATE_DIR", f"/var/lib/pyinfra-kubeadm-{LAB}"))
 
-BRIDGE = "pkalab0"
-# The bridge's address with the lab's prefix; nodes get .11, .12, ... of that network.
-_SUBNET = ipaddress.ip_interface(os.environ.get("LAB_SUBNET", "10.213.47.1/24"))
+BRIDGE = LABS[LAB][0]
+# Nodes get .11, .12, ... of the bridge's network.
+_SUBNET = ipaddress.ip_interface(os.environ.get("LAB_SUBNET", LABS[LAB][1]))
 NETWORK = _SUBNET.network
 BRIDGE_ADDRESS = str(_SUBNET.ip if _SUBNET.ip != NETWORK.network_address else NETWORK[1])
 FIRST_NODE_HOST = 11
@@ -43,8 +57,10 @@ BASE_PACKAGES = (
 
 
 def node_name(index: int) -> str:
-    """Name (and hostname) of the index-th node, counting from 1."""
-    return f"lab{index}"
+    """Name (and hostname) of the index-th node, counting from 1: lab1, ... or testlab1, ...
+
+    systemd-nspawn names the node's host-side link vb-<name>: unique per lab as well."""
+    return f"{LAB}{index}"
 
 
 def node_address(index: int) -> str:

@@ -25,7 +25,7 @@ LAB_NODES = tuple(config.node_name(i) for i in range(1, len(LAB_SUITES) + 1))
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """The running lab: nodes lab1 (bookworm), lab2 (trixie), lab3 (sid)."""
+    """The running test lab: nodes testlab1 (bookworm), testlab2 (trixie), testlab3 (sid)."""
     try:
         lab = Lab.up(nodes=len(LAB_NODES), suites=LAB_SUITES)
     except LabUnavailable as exc:

@@ -34,9 +34,6 @@ from tests.lab import config, host
 if TYPE_CHECKING:
     from tests.lab.api import Lab
 
-REGISTRY_PACKAGES = ["docker-registry"]
-# To compile the pause binary statically.
-BUILD_PACKAGES = ["gcc", "libc6-dev"]
 PAUSE_SOURCE = Path(__file__).with_name("pause.c")
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -46,7 +43,6 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 def start_registry(lab: Lab) -> str:
     """Run the registry on the bridge (unless it runs already); its ``address:port``."""
-    host.ensure_packages(REGISTRY_PACKAGES)
     directory = config.STATE_DIR / "registry"
     directory.mkdir(exist_ok=True)
     config_path = directory / "config.yml"
@@ -98,7 +94,6 @@ class Image:
 
 def _compile_pause() -> bytes:
     """pause.c compiled statically for this machine's architecture."""
-    host.ensure_packages(BUILD_PACKAGES)
     with tempfile.TemporaryDirectory() as build:
         binary = Path(build) / "pause"
         host.run(["gcc", "-static", "-Os", "-s", "-o", str(binary), str(PAUSE_SOURCE)])

@@ -91,12 +91,12 @@ def test_node_has_no_route_out(lab, name):
 )
 def test_proxy_refuses_what_is_not_an_apt_source(lab, request_line):
     mirror_host = urlsplit(host_mirror()).hostname
-    answer = proxy_answer(lab, "lab1", request_line.format(mirror_host=mirror_host))
+    answer = proxy_answer(lab, LAB_NODES[0], request_line.format(mirror_host=mirror_host))
     assert answer.split()[1] == "403", answer
 
 
 def test_proxy_forwards_to_the_mirror(lab):
-    answer = proxy_answer(lab, "lab1", f"HEAD {host_mirror()}/dists/sid/Release HTTP/1.1")
+    answer = proxy_answer(lab, LAB_NODES[0], f"HEAD {host_mirror()}/dists/sid/Release HTTP/1.1")
     assert answer.split()[1] == "200", answer
 
 
@@ -117,13 +117,13 @@ def test_nodes_reach_each_other_over_the_bridge(lab, source, target):
 
 def test_restart_power_cycles_the_node(lab):
     boot_id = "cat /proc/sys/kernel/random/boot_id"
-    before = lab.ssh("lab2", boot_id).stdout
-    old_pid = lab.node("lab2").pid
-    lab.ssh("lab2", "echo kept > /root/restart-marker && sync")
+    before = lab.ssh(LAB_NODES[1], boot_id).stdout
+    old_pid = lab.node(LAB_NODES[1]).pid
+    lab.ssh(LAB_NODES[1], "echo kept > /root/restart-marker && sync")
 
-    lab.restart("lab2")
+    lab.restart(LAB_NODES[1])
 
-    assert lab.ssh("lab2", boot_id).stdout != before
-    assert lab.node("lab2").pid != old_pid
-    assert lab.ssh("lab2", "systemctl is-system-running").stdout.strip() in READY_STATES
-    assert lab.ssh("lab2", "cat /root/restart-marker").stdout == "kept\n"
+    assert lab.ssh(LAB_NODES[1], boot_id).stdout != before
+    assert lab.node(LAB_NODES[1]).pid != old_pid
+    assert lab.ssh(LAB_NODES[1], "systemctl is-system-running").stdout.strip() in READY_STATES
+    assert lab.ssh(LAB_NODES[1], "cat /root/restart-marker").stdout == "kept\n"

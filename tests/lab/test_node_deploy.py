@@ -1,5 +1,5 @@
-"""deploys/node.py on real nodes: the real `pyinfra` command converges lab1 (bookworm,
-containerd 1.6), lab2 (trixie, 1.7) and lab3 (sid, 2.x), a second run changes and restarts
+"""deploys/node.py on real nodes: the real `pyinfra` command converges the test lab's nodes
+(bookworm, containerd 1.6; trixie, 1.7; sid, 2.x), a second run changes and restarts
 nothing, every drift of issue 3 is repaired by a re-run, an interrupted run is finished by
 the next one, and a power-cycled node comes back converged.
 
@@ -37,12 +37,14 @@ DEFAULTS = Settings()
 SANDBOX_IMAGE = sandbox_image(DEFAULTS.image_repository, DEFAULTS.kubernetes_version)
 GUARD_SERVICE = "containerd-sandbox-image.service"
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
+# Where the hosts-block drift moves the second node to.
+MOVED = str(config.NETWORK[99])
 SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
            "net.ipv4.ip_forward")  # fmt: skip
 # A swap line as Ubuntu's installer writes it, seeded into fstab before the first run.
 SEEDED_SWAP = "/swap.img\tnone\tswap\tsw\t0\t0"
 # containerd's config version per node (1.6 and 1.7: 2; 2.x: 3).
-CONFIG_VERSION = {"lab1": 2, "lab2": 2, "lab3": 3}
+CONFIG_VERSION = dict(zip(LAB_NODES, (2, 2, 3), strict=True))
 # Where the checked values sit in `containerd config dump`, per config version.
 DUMP_KEYS = {
     2: {
@@ -264,8 +266,9 @@ DRIFTS = {
         lambda state: state["modules"] == [],
     ),
     "hosts block edited": (
-        "sed -i 's/^10\\.213\\.47\\.12 lab2$/10.213.47.99 lab2/; /^[0-9.]* lab3$/d' /etc/hosts",
-        lambda state: state["hosts block"][1:] == ["10.213.47.99 lab2"],
+        f"sed -i 's/^{re.escape(config.node_address(2))} {LAB_NODES[1]}$/{MOVED} {LAB_NODES[1]}/;"
+        f" /^[0-9.]* {LAB_NODES[2]}$/d' /etc/hosts",
+        lambda state: state["hosts block"][1:] == [f"{MOVED} {LAB_NODES[1]}"],
     ),
     "sandbox image removed": (
         REMOVE_SANDBOX_IMAGE,

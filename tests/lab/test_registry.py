@@ -6,23 +6,22 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import shlex
 import subprocess
 import tarfile
 
 import pytest
 
-from tests.lab import host, registry
+from tests.lab import registry
 from tests.lab.fixture import LAB_NODES
+from tests.lab.host_packages import require_commands
 
 MIRRORED_REGISTRY = "registry.k8s.io"
 
 
 @pytest.fixture(scope="module")
 def pause_image_blobs() -> registry.Image:
-    if os.geteuid() != 0 and host.missing_packages(registry.BUILD_PACKAGES):
-        pytest.skip(f"needs {' '.join(registry.BUILD_PACKAGES)} to compile the pause binary")
+    require_commands("gcc")
     return registry.build_pause_image()
 
 

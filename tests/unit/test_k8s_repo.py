@@ -3,7 +3,6 @@ built, signed, served and accepted by apt on this machine, without the lab."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -12,11 +11,16 @@ import pytest
 
 from deploys import versions
 from tests.lab import k8s_repo
+from tests.lab.host_packages import require_commands
 
-TOOLS = ("gpg", "gpgv", "dpkg-deb", "apt-ftparchive", "apt-get")
-pytestmark = pytest.mark.skipif(
-    not all(map(shutil.which, TOOLS)), reason=f"needs {', '.join(TOOLS)} (apt-utils, gnupg)"
-)
+TOOLS = ("gpg", "gpgconf", "gpgv", "dpkg-deb", "apt-ftparchive", "apt-get")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def tools():
+    require_commands(*TOOLS)
+
+
 VERSION, REVISION, IMAGES = "1.35.9", "1.1", "registry.example.org/k8s"
 
 

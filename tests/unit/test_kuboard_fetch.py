@@ -2,7 +2,6 @@
 for the Kuboard server on 127.0.0.1."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
@@ -10,12 +9,16 @@ import yaml
 
 from deploys.addons import kuboard
 from deploys.settings import Settings
+from tests.lab.host_packages import require_commands
 from tests.stand_ins.kuboard_server import AGENT_KEY, KuboardServerStandIn
 
 TOKEN = "l2cTNnbw9TmtdblOvuonpxARV3cHQbRk"
 MIRROR = "registry.local:5000/kuboard"
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+
+@pytest.fixture(autouse=True)
+def curl():
+    require_commands("curl")
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from deploys.settings import load_cluster
+from tests.lab.host_packages import require_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANTFILE = (ROOT / "Vagrantfile").read_text()
@@ -34,10 +32,7 @@ def test_ssh_keys_in_cluster_file_are_vagrants():
 
 
 def test_vagrant_validate(tmp_path):
-    if not shutil.which("vagrant"):
-        if os.environ.get("CI") == "true":
-            pytest.fail("vagrant is not installed (.ci/run installs Debian's vagrant package)")
-        pytest.skip("vagrant not installed (apt-get install vagrant)")
+    require_commands("vagrant")
     env = {
         **os.environ,
         "VAGRANT_HOME": str(tmp_path / "vagrant.d"),

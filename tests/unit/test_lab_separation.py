@@ -1,0 +1,75 @@
+"""The tests' lab never touches the lab a person started: `pytest` (as root) brings up and
+takes down "testlab", which shares no name, bridge, address, directory or inventory with
+"lab", the one `python -m tests.lab up` starts."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab import config
+
+PROBE = (
+    "import json; from tests.lab import config as c; print(json.dumps({"
+    "'lab': c.LAB, 'bridge': c.BRIDGE, 'network': str(c.NETWORK),"
+    " 'state': str(c.STATE_DIR), 'inventory': str(c.INVENTORY_PATH),"
+    " 'nodes': [c.node_name(i) for i in range(1, 10)]}))"
+)
+
+
+def lab_config(selection: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != config.LAB_VARIABLE}
+    if selection is not None:
+        env[config.LAB_VARIABLE] = selection
+    return subprocess.run(
+        [sys.executable, "-c", PROBE],
+        cwd=config.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def labs() -> dict[str, dict]:
+    return {
+        "person": json.loads(lab_config(None).stdout),
+        "tests": json.loads(lab_config("testlab").stdout),
+    }
+
+
+def test_the_test_suite_runs_on_the_test_lab():
+    assert config.LAB == "testlab"
+    assert config.BRIDGE == "pkatest0"
+
+
+def test_without_a_selection_the_lab_is_the_persons(labs):
+    assert labs["person"]["lab"] == "lab"
+    assert labs["person"]["inventory"].endswith("inventory/lab.yaml")
+
+
+@pytest.mark.parametrize("field", ["bridge", "state", "inventory"])
+def test_the_two_labs_share_nothing(labs, field):
+    assert labs["person"][field] != labs["tests"][field]
+
+
+def test_the_two_labs_networks_do_not_overlap(labs):
+    person, tests = (ipaddress.ip_network(labs[k]["network"]) for k in ("person", "tests"))
+    assert not person.overlaps(tests)
+
+
+def test_no_node_name_or_link_is_shared(labs):
+    assert not set(labs["person"]["nodes"]) & set(labs["tests"]["nodes"])
+    # systemd-nspawn's host-side link vb-<name> must fit Linux's 15 characters.
+    assert all(len(f"vb-{name}") <= 15 for lab in labs.values() for name in lab["nodes"])
+
+
+def test_an_unknown_lab_is_refused():
+    result = lab_config("prod")
+    assert result.returncode != 0
+    assert "PYINFRA_KUBEADM_LAB='prod'" in result.stderr
