@@ -1,6 +1,8 @@
 """The flannel manifest: rendered from the project's template, checked structurally."""
 
+import copy
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -184,3 +186,96 @@ def test_bad_flannel_settings_are_refused(settings, message):
     with pytest.raises(ClusterError, match="site.yaml: settings: ") as refused:
         parse_cluster({**CLUSTER, "settings": settings}, "site.yaml")
     assert message in str(refused.value)
+
+
+# --- the manifest against upstream's -------------------------------------------------------
+
+# Upstream's kube-flannel.yml of the release the project pins (flannel_version's default).
+UPSTREAM = Path(__file__).parent / "fixtures" / "flannel" / "kube-flannel-v0.27.4.yml"
+# The settings of the comparison with every intended difference at a non-default value.
+CHANGED = {
+    "flannel_image_repository": "registry.local:5000/mirror/flannel-io",
+    "pod_subnet": "172.20.0.0/16",
+    "flannel_backend": "host-gw",
+}
+
+
+def by_name(text: str) -> dict[tuple[str, str], dict]:
+    """The objects of a manifest by (kind, name), JSON documents in ConfigMaps parsed: two
+    JSON texts that differ only in layout are the same configuration."""
+    found = {}
+    for document in yaml.safe_load_all(text):
+        if not document:
+            continue
+        for key, value in document.get("data", {}).items():
+            if key.endswith(".json"):
+                document["data"][key] = json.loads(value)
+        found[(document["kind"], document["metadata"]["name"])] = document
+    return found
+
+
+def intended(upstream: dict[tuple[str, str], dict], ctx: NodeContext) -> dict:
+    """Upstream's objects with the project's intended differences, each one listed here:
+    - images from flannel_image_repository (upstream: ghcr.io/flannel-io), tags from
+      flannel_version and flannel_cni_plugin_version;
+    - net-conf.json: Network is pod_subnet and Backend.Type is flannel_backend (upstream:
+      10.244.0.0/16 and vxlan);
+    - flanneld also gets --iface and --iface-can-reach with the first control plane's
+      address (flanneld_args: not the default route's interface).
+    Any other difference (labels, selectors, RBAC, volumes, ...) fails the comparison."""
+    expected = copy.deepcopy(upstream)
+    s = ctx.settings
+    net_conf = expected[("ConfigMap", "kube-flannel-cfg")]["data"]["net-conf.json"]
+    net_conf["Network"] = s.pod_subnet
+    net_conf["Backend"]["Type"] = s.flannel_backend
+    spec = expected[("DaemonSet", flannel.DAEMONSET)]["spec"]["template"]["spec"]
+    image = flannel.images(ctx)
+    for container in spec["initContainers"] + spec["containers"]:
+        plugin = container["name"] == "install-cni-plugin"
+        container["image"] = image["cni_plugin"] if plugin else image["flannel"]
+    address = ctx.first_control_plane.address
+    spec["containers"][0]["args"] += [f"--iface={address}", f"--iface-can-reach={address}"]
+    return expected
+
+
+@pytest.fixture(scope="module")
+def upstream() -> dict[tuple[str, str], dict]:
+    return by_name(UPSTREAM.read_text(encoding="utf-8"))
+
+
+def test_fixture_is_upstreams_manifest_of_the_pinned_release(upstream):
+    """The comparison is with the release flannel_version and flannel_cni_plugin_version
+    pin by default: a new pin needs that release's kube-flannel.yml as the fixture."""
+    pinned = Settings()
+    assert f"-{pinned.flannel_version}." in UPSTREAM.name
+    spec = upstream[("DaemonSet", flannel.DAEMONSET)]["spec"]["template"]["spec"]
+    assert {c["name"]: c["image"] for c in spec["initContainers"] + spec["containers"]} == {
+        "install-cni-plugin": f"ghcr.io/flannel-io/flannel-cni-plugin:"
+        f"{pinned.flannel_cni_plugin_version}",
+        "install-cni": f"ghcr.io/flannel-io/flannel:{pinned.flannel_version}",
+        "kube-flannel": f"ghcr.io/flannel-io/flannel:{pinned.flannel_version}",
+    }
+
+
+@pytest.mark.parametrize("settings", [{}, CHANGED], ids=["defaults", "changed"])
+@pytest.mark.parametrize("node", ["cp1", "w1"])
+def test_manifest_is_upstreams_but_for_the_intended_differences(upstream, settings, node):
+    ctx = context(node, **settings)
+    rendered = by_name(flannel.manifest(ctx))
+    expected = intended(upstream, ctx)
+    assert sorted(rendered) == sorted(expected)
+    for key, document in expected.items():
+        assert rendered[key] == document, key
+
+
+def test_selector_and_labels_are_upstreams(upstream):
+    """Selectors cannot change: applied over an upstream install (or the other way round),
+    a DaemonSet with another selector is refused by the API server."""
+    rendered = by_name(flannel.manifest(context()))
+    for key, document in upstream.items():
+        assert rendered[key]["metadata"].get("labels") == document["metadata"].get("labels")
+    daemonset = ("DaemonSet", flannel.DAEMONSET)
+    assert rendered[daemonset]["spec"]["selector"] == {"matchLabels": {"app": "flannel"}}
+    assert rendered[daemonset]["spec"]["selector"] == upstream[daemonset]["spec"]["selector"]
+    labels = rendered[daemonset]["spec"]["template"]["metadata"]["labels"]
+    assert labels == upstream[daemonset]["spec"]["template"]["metadata"]["labels"]
