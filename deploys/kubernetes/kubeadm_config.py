@@ -20,6 +20,7 @@ from pyinfra.operations import files
 
 from deploys import versions
 from deploys.context import NodeContext
+from deploys.runtime.config import CRI_SOCKET
 from deploys.settings import Settings
 
 KUBERNETES_DIR = "/etc/kubernetes"
@@ -31,7 +32,6 @@ JOIN_CONFIG = f"{KUBERNETES_DIR}/kubeadm-join.yaml"
 # KubeSchedulerConfiguration, mounted into kube-scheduler on every control plane.
 SCHEDULER_CONFIG = f"{KUBERNETES_DIR}/kube-scheduler-config.yaml"
 SCHEDULER_KUBECONFIG = f"{KUBERNETES_DIR}/scheduler.conf"
-CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 # `kubeadm init` always creates a bootstrap token; this one only lives briefly, because
 # every join gets a fresh token created when it runs.
 INIT_TOKEN_TTL = "15m0s"

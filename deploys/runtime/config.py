@@ -15,6 +15,8 @@ from deploys.runtime import toml_text
 from deploys.settings import Settings
 
 CONFIG_TOML = "/etc/containerd/config.toml"
+# containerd's CRI endpoint: the kubelet's (kubeadm's criSocket) and crictl's.
+CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 # Registry host configuration (one <registry>/hosts.toml each): deploys/runtime/registries.py.
 CERTS_DIR = "/etc/containerd/certs.d"
 # Where kubernetes-cni and flannel's installer put the CNI plugins and their configuration.

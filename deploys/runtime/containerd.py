@@ -1,5 +1,5 @@
-"""containerd: package, config.toml, registry mirrors, sandbox image guard, and a check of
-what containerd loaded.
+"""containerd: package, config.toml, registry mirrors, crictl's configuration, sandbox image
+guard, and a check of what containerd loaded.
 
 Everything is decided on one fact read before any change (ContainerdState); operations
 are added only where the node differs from the wanted state, so a converged node costs that
@@ -23,6 +23,7 @@ from deploys.context import NodeContext
 from deploys.facts.containerd import ContainerdState
 from deploys.runtime import config as config_file
 from deploys.runtime import operations
+from deploys.runtime.crictl import CRICTL_YAML, crictl_yaml
 from deploys.runtime.package import (
     docker_repository_files,
     package_name,
@@ -39,7 +40,8 @@ def rendered_files(
 ) -> dict[str, str]:
     """{remote path: content} of every file converge_containerd writes, for the offline
     renderer: Docker's repository (when it is the source), config.toml for the given
-    containerd version, the registries' hosts.toml and the sandbox image guard."""
+    containerd version, the registries' hosts.toml, crictl's configuration and the sandbox
+    image guard."""
     return {
         **(
             docker_repository_files(settings, release, arch)
@@ -48,6 +50,7 @@ def rendered_files(
         ),
         config_file.CONFIG_TOML: config_file.config_toml(settings, containerd_version),
         **registry_files(settings),
+        CRICTL_YAML: crictl_yaml(),
         **guard_files(settings),
     }
 
@@ -78,6 +81,7 @@ def converge_containerd():
                 enabled=True,
             )
         )
+    _write(CRICTL_YAML, crictl_yaml(), in_existing_dir=True)
     _sandbox_guard(settings, before)
     operations.verify_runtime(
         name="containerd: verify loaded configuration and sandbox image",

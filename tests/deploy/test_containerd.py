@@ -1,14 +1,16 @@
 """containerd (deploys/runtime) on each supported release: a fresh host gets the package,
-config.toml in the format of the containerd installed, the guard and a check of what
-containerd loaded; a converged host gets no change and few remote reads; drift is
-repaired; a loaded configuration that is not the wanted one fails the host, by name."""
+config.toml in the format of the containerd installed, crictl's configuration, the guard
+and a check of what containerd loaded; a converged host gets no change and few remote
+reads; drift is repaired; a loaded configuration that is not the wanted one fails the host,
+by name."""
 
 import copy
 
 import pytest
+import yaml
 
 from deploys.runtime import config
-from deploys.runtime.containerd import converge_containerd
+from deploys.runtime.containerd import converge_containerd, rendered_files
 from deploys.runtime.registries import basic_authorization
 from deploys.settings import Settings
 from tests.deploy import harness
@@ -16,6 +18,7 @@ from tests.deploy import harness
 STATE = "deploys.facts.containerd.ContainerdState"
 HOSTS = ("cp1", "w1", "w2")
 CONFIG = "/etc/containerd/config.toml"
+CRICTL = "/etc/crictl.yaml"
 GUARD = (
     "/usr/local/sbin/containerd-sandbox-image",
     "/etc/systemd/system/containerd-sandbox-image.service",
@@ -39,6 +42,7 @@ FRESH_OPERATIONS = [
     "containerd: write config.toml",
     "containerd: restart with new config.toml",
     "containerd: enable and start service",
+    f"containerd: write {CRICTL}",
     *(f"containerd: write {path}" for path in GUARD),
     "containerd: reload systemd units",
     "containerd: enable containerd-sandbox-image.service",
@@ -48,6 +52,7 @@ FRESH_OPERATIONS = [
 CONVERGED_OPERATIONS = [
     "containerd: write config.toml",
     "containerd: restart with new config.toml",
+    f"containerd: write {CRICTL}",
     *(f"containerd: write {path}" for path in GUARD),
     "containerd: reload systemd units",
     "containerd: verify loaded configuration and sandbox image",
@@ -154,6 +159,32 @@ def test_fresh_host_installs_and_starts_the_guard(fresh):
     assert verify.commands == ["systemctl start containerd-sandbox-image.service"]
 
 
+@pytest.mark.parametrize("host", HOSTS)
+def test_fresh_host_gets_crictl_pointed_at_containerd(fresh, host):
+    """`crictl ps` and `crictl images` work without flags: crictl.yaml names containerd's
+    socket, the kubelet's (kubeadm's criSocket), for both of crictl's endpoints."""
+    _, result = fresh
+    crictl = yaml.safe_load(result.uploads[host][CRICTL])
+    assert crictl == {
+        "runtime-endpoint": "unix:///run/containerd/containerd.sock",
+        "image-endpoint": "unix:///run/containerd/containerd.sock",
+        "timeout": 10,
+        "debug": False,
+    }
+    assert f"chmod 644 {CRICTL}" in result.commands(host)
+    assert f"chown root:root {CRICTL}" in result.commands(host)
+
+
+def test_fresh_host_gets_exactly_the_rendered_files(fresh):
+    """What the renderer shows for a node (deploys/render.py) is, file for file, what the
+    deploy uploads: config.toml, crictl.yaml, the guard (and Docker's repository)."""
+    os_release, result = fresh
+    recorded = state(os_release)
+    settings = Settings(**SETTINGS.get(os_release, {}))
+    rendered = rendered_files(settings, recorded["release"], recorded["arch"], recorded["version"])
+    assert result.uploads["cp1"] == rendered
+
+
 def test_docker_source_trusts_only_dockers_key():
     result = run("debian-11")
     uploads = result.uploads["cp1"]
@@ -206,11 +237,11 @@ def test_converged_host_changes_nothing(converged, host):
 
 @pytest.mark.parametrize("host", HOSTS)
 def test_converged_host_reads_little(converged, host):
-    """Under `pyinfra -y` a converged host is asked for the state fact and the four files
-    (existence and checksum): 9 remote reads; with Docker's repository also its two files
-    and their directories: 15."""
+    """Under `pyinfra -y` a converged host is asked for the state fact and the five files
+    (existence and checksum): 11 remote reads; with Docker's repository also its two files
+    and their directories: 17."""
     os_release, result = converged
-    files = (CONFIG, *GUARD)
+    files = (CONFIG, CRICTL, *GUARD)
     if os_release == "debian-11":
         files += DOCKER_FILES
     expected = [STATE]
@@ -223,6 +254,15 @@ def test_converged_host_reads_little(converged, host):
 
 
 # --- drift --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_edited_crictl_yaml_is_rewritten_without_restarting_containerd(os_release):
+    result = run(
+        os_release, converged=True, host_facts={"cp1": {f"files.Sha1File(path={CRICTL})": "0"}}
+    )
+    assert result.changed("cp1") == [f"containerd: write {CRICTL}"]
+    assert result.changed("w1") == []
 
 
 def edited_config(os_release: str) -> dict:
