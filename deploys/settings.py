@@ -63,7 +63,8 @@ class Settings:
     api_port: int = 6443
     # Extra subject alternative names for the API server certificate.
     cert_sans: list = field(default_factory=list)
-    # kube-proxy mode: "iptables" or "ipvs".
+    # kube-proxy mode: "iptables", "nftables" (Kubernetes 1.33 and later; kernel 5.13 and
+    # later) or "ipvs" (deprecated from Kubernetes 1.35: a warning).
     kube_proxy_mode: str = "iptables"
     # Keep the control-plane NoSchedule taint (false lets workloads run on control planes).
     control_plane_taint: bool = True
@@ -153,7 +154,7 @@ _CHOICES = {
     "containerd_source": ("distro", "docker"),
     "time_sync": ("chrony", "ntp", "timesyncd"),
     "firewall": ("open", "disabled"),
-    "kube_proxy_mode": ("iptables", "ipvs"),
+    "kube_proxy_mode": ("iptables", "nftables", "ipvs"),
     "flannel_backend": ("vxlan", "host-gw", "wireguard"),
 }
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -276,26 +277,30 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
         raise ClusterError(f"{path}: 'hosts' must be a non-empty list of hosts")
     nodes = tuple(_parse_node(path, i, entry) for i, entry in enumerate(hosts))
     _check_unique(path, nodes)
+    warnings: dict[str, None] = {}  # each warning once, in order
     for node in nodes:
         merged = {**overrides, **node.overrides}
         where = f"host {node.name!r}" if node.overrides else "settings"
         _check_values(path, where, merged)
+        s = Settings(**merged)
+        warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)
+        if warning:
+            warnings[f"{path}: {where}: kube_proxy_mode: {warning}"] = None
     cluster = Cluster(path=path, nodes=nodes, overrides=overrides)
     cps = cluster.control_planes
     if not cps:
         raise ClusterError(f"{path}: no host has the role 'control_plane'; a cluster needs one")
-    warnings = ()
     if len(cps) % 2 == 0:
-        warnings = (
+        warnings[
             f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
-            "for quorum (1, 3, 5)",
-        )
+            "for quorum (1, 3, 5)"
+        ] = None
     if len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
         raise ClusterError(
             f"{path}: settings.control_plane_endpoint: required with more than one control "
             "plane (a load balancer or VIP in front of the API servers)"
         )
-    return dataclasses.replace(cluster, warnings=warnings)
+    return dataclasses.replace(cluster, warnings=tuple(warnings))
 
 
 def _parse_node(path: str, index: int, entry: Any) -> Node:
@@ -406,6 +411,9 @@ def _check_values(path: str, where: str, values: dict) -> None:
         versions.check_kubernetes_version(s.kubernetes_version)
     except ValueError as exc:
         raise fail("kubernetes_version", str(exc)) from None
+    refusal = versions.kube_proxy_mode_refusal(s.kube_proxy_mode, s.kubernetes_version)
+    if refusal:
+        raise fail("kube_proxy_mode", refusal)
     pods = _network(path, where, "pod_subnet", s.pod_subnet)
     services = _network(path, where, "service_subnet", s.service_subnet)
     if pods.version == services.version and pods.overlaps(services):

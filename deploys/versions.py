@@ -120,3 +120,33 @@ def kubeadm_validates_config(kubernetes_version: str) -> bool:
     """Whether kubeadm has `kubeadm config validate` (strict: unknown fields are errors),
     added in 1.28 (kubernetes/kubernetes#118013)."""
     return kubernetes_minor(kubernetes_version) >= 28
+
+
+# kube-proxy's nftables mode is GA from 1.33 (KEP-3866: alpha 1.29, beta 1.31, stable 1.33).
+NFTABLES_PROXY_MINOR = 33
+# kube-proxy's ipvs mode is deprecated from 1.35 (KEP-5495: kube-proxy warns from 1.35; the
+# KubeProxyIPVS feature gate, on by default, comes in 1.37 and is planned off in 1.40).
+IPVS_DEPRECATED_MINOR = 35
+
+
+def kube_proxy_mode_refusal(mode: str, kubernetes_version: str) -> str | None:
+    """Why kube-proxy cannot run in `mode` on this Kubernetes release; None if it can."""
+    minor = kubernetes_minor(kubernetes_version)
+    if mode == "nftables" and minor < NFTABLES_PROXY_MINOR:
+        return (
+            f"'nftables' needs Kubernetes 1.{NFTABLES_PROXY_MINOR} or later, where kube-proxy's "
+            f"nftables mode is GA (kubernetes_version is {kubernetes_version}): set "
+            f"kubernetes_version to 1.{NFTABLES_PROXY_MINOR} or later, or kube_proxy_mode to "
+            "'iptables'"
+        )
+    return None
+
+
+def kube_proxy_mode_warning(mode: str, kubernetes_version: str) -> str | None:
+    """What an operator should know about running kube-proxy in `mode` on this release."""
+    if mode == "ipvs" and kubernetes_minor(kubernetes_version) >= IPVS_DEPRECATED_MINOR:
+        return (
+            f"'ipvs' is deprecated from Kubernetes 1.{IPVS_DEPRECATED_MINOR} (KEP-5495; it is "
+            "planned to be off by default in 1.40 and then removed): consider 'nftables'"
+        )
+    return None

@@ -41,6 +41,7 @@ PACKAGES = (
     "iptables",
     "ipvsadm",
     "kmod",
+    "nftables",
     "ntp",
     "ntpsec",
     "procps",

@@ -31,6 +31,9 @@ BASE_PACKAGES = (
 )
 # kube-proxy in IPVS mode: the IP sets it manages and the tool to inspect IPVS.
 IPVS_PACKAGES = ("ipset", "ipvsadm")
+# kube-proxy in nftables mode brings its own nft; the node's is the tool to inspect its
+# rules (`nft list table ip kube-proxy`). The package's nftables.service stays disabled.
+NFTABLES_PACKAGES = ("nftables",)
 
 
 def node_packages(settings: Settings, release: Release) -> tuple[str, ...]:
@@ -42,6 +45,8 @@ def node_packages(settings: Settings, release: Release) -> tuple[str, ...]:
         packages.append("apt-transport-https")
     if settings.kube_proxy_mode == "ipvs":
         packages += IPVS_PACKAGES
+    if settings.kube_proxy_mode == "nftables":
+        packages += NFTABLES_PACKAGES
     packages.append(time_daemon(settings.time_sync, release).package)
     return tuple(packages)
 

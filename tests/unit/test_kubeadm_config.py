@@ -447,6 +447,16 @@ def test_init_configuration_of_the_first_control_plane():
     ]
 
 
+@pytest.mark.parametrize("mode", ["iptables", "nftables", "ipvs"])
+def test_kube_proxy_runs_in_the_chosen_mode(mode):
+    proxy = by_kind(context("cp1", kube_proxy_mode=mode))["KubeProxyConfiguration"]
+    assert proxy == {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": mode,
+    }
+
+
 def test_kubelet_and_kube_proxy_configuration():
     kinds = by_kind(
         context(

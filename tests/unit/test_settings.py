@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploys import settings
+from deploys import settings, versions
 from deploys.settings import ClusterError, Settings, load_cluster, parse_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -239,3 +239,78 @@ def test_readme_documents_every_setting(name):
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Settings", 1)[1]
     assert f"| `{name}` |" in section
+
+
+# --- kube-proxy mode against the Kubernetes release ---------------------------------------
+
+MINORS = versions.SUPPORTED_MINORS
+
+
+@pytest.mark.parametrize("minor", [m for m in MINORS if m >= 33])
+def test_nftables_mode_from_kubernetes_1_33(minor):
+    doc = cluster_with(
+        settings__kubernetes_version=f"1.{minor}.2", settings__kube_proxy_mode="nftables"
+    )
+    cluster = parse_cluster(doc, "site.yaml")
+    assert cluster.settings_for(cluster.nodes[1]).kube_proxy_mode == "nftables"
+    assert cluster.warnings == ()
+
+
+@pytest.mark.parametrize("minor", [m for m in MINORS if m < 33])
+def test_nftables_mode_before_1_33_is_refused_with_the_way_out(minor):
+    doc = cluster_with(
+        settings__kubernetes_version=f"1.{minor}.2", settings__kube_proxy_mode="nftables"
+    )
+    assert refused(doc) == (
+        f"site.yaml: settings: kube_proxy_mode: 'nftables' needs Kubernetes 1.33 or later, "
+        f"where kube-proxy's nftables mode is GA (kubernetes_version is 1.{minor}.2): set "
+        "kubernetes_version to 1.33 or later, or kube_proxy_mode to 'iptables'"
+    )
+
+
+def test_nftables_mode_refused_for_the_host_whose_release_is_too_old():
+    doc = cluster_with(
+        settings__kube_proxy_mode="nftables", hosts__1__settings={"kubernetes_version": "1.32.9"}
+    )
+    assert refused(doc).startswith("site.yaml: host 'w1': kube_proxy_mode: 'nftables' needs")
+
+
+@pytest.mark.parametrize("mode", ["nft", "NFTABLES", "userspace", "kernelspace", ""])
+def test_unknown_kube_proxy_modes_are_refused(mode):
+    message = refused(cluster_with(settings__kube_proxy_mode=mode))
+    assert f"kube_proxy_mode: {mode!r} is not one of ['iptables', 'nftables', 'ipvs']" in message
+
+
+@pytest.mark.parametrize(
+    "mode, minor",
+    [
+        (mode, minor)
+        for mode in ("iptables", "nftables", "ipvs")
+        for minor in MINORS
+        if not (mode == "nftables" and minor < 33)  # refused, see above
+    ],
+)
+def test_ipvs_is_warned_about_from_1_35_once(mode, minor):
+    doc = cluster_with(settings__kubernetes_version=f"1.{minor}.0", settings__kube_proxy_mode=mode)
+    warnings = parse_cluster(doc, "site.yaml").warnings
+    if mode == "ipvs" and minor >= 35:
+        assert warnings == (
+            "site.yaml: settings: kube_proxy_mode: 'ipvs' is deprecated from Kubernetes 1.35 "
+            "(KEP-5495; it is planned to be off by default in 1.40 and then removed): "
+            "consider 'nftables'",
+        )
+    else:
+        assert warnings == ()
+
+
+def test_ipvs_warning_comes_with_the_other_warnings():
+    doc = cluster_with(
+        hosts__1__roles=["control_plane", "worker"],
+        settings__control_plane_endpoint="10.0.0.10:6443",
+        settings__kubernetes_version="1.35.9",
+        settings__kube_proxy_mode="ipvs",
+    )
+    warnings = parse_cluster(doc, "site.yaml").warnings
+    assert len(warnings) == 2
+    assert "'ipvs' is deprecated" in warnings[0]
+    assert "2 control planes" in warnings[1]

@@ -80,10 +80,13 @@ def test_apt_transport_https_only_on_old_releases(os_release, wanted):
     assert ("apt-transport-https" in node_packages(Settings(), RELEASES[os_release])) is wanted
 
 
-@pytest.mark.parametrize("mode, ipvs_tools", [("iptables", False), ("ipvs", True)])
-def test_ipvs_tools_with_ipvs_mode(mode, ipvs_tools):
+@pytest.mark.parametrize(
+    "mode, tools",
+    [("iptables", set()), ("nftables", {"nftables"}), ("ipvs", {"ipset", "ipvsadm"})],
+)
+def test_each_kube_proxy_mode_gets_its_inspection_tools(mode, tools):
     packages = node_packages(Settings(kube_proxy_mode=mode), RELEASES["debian-12"])
-    assert ({"ipset", "ipvsadm"} <= set(packages)) is ipvs_tools
+    assert set(packages) & {"nftables", "ipset", "ipvsadm"} == tools
 
 
 @pytest.mark.parametrize(
@@ -106,7 +109,7 @@ def test_time_daemon_package_included(choice, os_release, package):
 
 
 COMBINATIONS = list(
-    itertools.product(RELEASES, ("chrony", "ntp", "timesyncd"), ("iptables", "ipvs"))
+    itertools.product(RELEASES, ("chrony", "ntp", "timesyncd"), ("iptables", "nftables", "ipvs"))
 )
 
 
