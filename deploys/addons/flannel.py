@@ -2,6 +2,12 @@
 
 The manifest is written on the first control plane and applied from there only when its
 rendered content changed, so a converged cluster is never re-applied.
+
+A DaemonSet's selector cannot change: applying over a kube-flannel-ds that selects other
+labels fails (one this project rendered before its labels became upstream's selected
+`k8s-app` too). Before applying, such a DaemonSet is deleted with its pods left running
+(orphaned, so the pod network stays up); the applied one adopts them and replaces them one
+node at a time.
 """
 
 from __future__ import annotations
@@ -9,10 +15,11 @@ from __future__ import annotations
 import io
 import json
 
-from pyinfra.api import deploy
+import yaml
+from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import files, server
 
-from deploys.addons.kubectl import ADDONS_DIR, apply
+from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
 from deploys.templating import render
 
@@ -72,6 +79,31 @@ def manifest(ctx: NodeContext) -> str:
     )
 
 
+def selector_labels(labels: dict[str, str]) -> str:
+    """Labels as the selector check prints them: "key=value " each, sorted by key."""
+    return "".join(f"{key}={value} " for key, value in sorted(labels.items()))
+
+
+# The selector of the live DaemonSet, printed like selector_labels() (Go templates range
+# over a map in key order); nothing when there is no DaemonSet.
+_LIVE_SELECTOR = "{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}} {{end}}"
+
+
+def replace_other_selector(text: str) -> StringCommand:
+    """Delete kube-flannel-ds, orphaning its pods, when its selector is not the one of the
+    manifest `text`; a no-op when there is none or it is the same."""
+    (daemonset,) = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "DaemonSet"]
+    wanted = selector_labels(daemonset["spec"]["selector"]["matchLabels"])
+    where = ("--namespace", NAMESPACE)
+    live = kubectl(*where, "get", "daemonset", DAEMONSET, "--ignore-not-found",
+                   "--output", f"go-template={_LIVE_SELECTOR}")  # fmt: skip
+    delete = kubectl(*where, "delete", "daemonset", DAEMONSET, "--cascade=orphan")
+    return StringCommand(
+        "selector=$(", live, ")", "&&", "{", '[ -z "$selector" ]', "||",
+        '[ "$selector" =', QuoteString(wanted), "]", "||", delete, ";", "}",
+    )  # fmt: skip
+
+
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} flannel writes on this node: the manifest, on the first
     control plane only."""
@@ -80,12 +112,17 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
 
 @deploy("flannel")
 def converge_flannel(ctx: NodeContext):
+    text = manifest(ctx)
     written = files.put(
         name="flannel: render manifest",
-        src=io.StringIO(manifest(ctx)),
+        src=io.StringIO(text),
         dest=MANIFEST,
         user="root",
         group="root",
         mode="600",
     )
-    server.shell(name="flannel: apply manifest", commands=[apply(MANIFEST)], _if=written.did_change)
+    server.shell(
+        name="flannel: apply manifest",
+        commands=[apply(MANIFEST, first=replace_other_selector(text))],
+        _if=written.did_change,
+    )

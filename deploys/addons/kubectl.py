@@ -14,8 +14,11 @@ def kubectl(*args: str) -> StringCommand:
     return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
 
 
-def apply(manifest: str) -> StringCommand:
-    """Apply a manifest file; if that fails, remove the file so the next run writes and
-    applies it again instead of finding it unchanged."""
+def apply(manifest: str, first: StringCommand | None = None) -> StringCommand:
+    """Apply a manifest file, after the command `first` if given; if either fails, remove
+    the file so the next run writes and applies it again instead of finding it unchanged."""
     undo = StringCommand("(", "rm", "-f", QuoteString(manifest), "&&", "false", ")")
-    return StringCommand(kubectl("apply", "-f", manifest), "||", undo)
+    command = kubectl("apply", "-f", manifest)
+    if first is not None:
+        command = StringCommand("{", first, "&&", command, ";", "}")
+    return StringCommand(command, "||", undo)

@@ -1,6 +1,8 @@
 """Add-ons deploy (flannel) against recorded hosts: first run, converged run, changes."""
 
 import hashlib
+import os
+import subprocess
 
 import pytest
 
@@ -10,8 +12,16 @@ from deploys.context import NodeContext
 from deploys.settings import parse_cluster
 from tests.deploy import harness
 
+KUBECTL = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
+# A DaemonSet that selects other labels than the manifest's (a selector cannot change) is
+# deleted, its pods orphaned, before the apply; a failure removes the manifest.
 APPLY = (
-    f"kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f {flannel.MANIFEST}"
+    f"{{ selector=$( {KUBECTL} --namespace kube-flannel get daemonset kube-flannel-ds "
+    "--ignore-not-found --output "
+    "'go-template={{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}} {{end}}' ) && "
+    '{ [ -z "$selector" ] || [ "$selector" = \'app=flannel \' ] || '
+    f"{KUBECTL} --namespace kube-flannel delete daemonset kube-flannel-ds --cascade=orphan ; }} "
+    f"&& {KUBECTL} apply -f {flannel.MANIFEST} ; }}"
     f" || ( rm -f {flannel.MANIFEST} && false )"
 )
 
@@ -123,3 +133,65 @@ def test_first_control_plane_listed_after_workers_does_the_work():
     run = harness.run(converge_addons, cluster=cluster)
     assert run.ops["w1"] == []
     assert "flannel: apply manifest" in run.changed("cpa")
+
+
+# --- taking over a DaemonSet with another selector ----------------------------------------
+
+# A stand-in kubectl: `get` prints $LIVE_SELECTOR (or fails with $GET_FAILS), every call is
+# logged; apply and delete succeed.
+FAKE_KUBECTL = """#!/bin/sh
+echo "$*" >> "$KUBECTL_LOG"
+case "$*" in
+  *" get daemonset "*) [ -z "$GET_FAILS" ] || exit 1; printf '%s' "$LIVE_SELECTOR" ;;
+esac
+"""
+
+
+def run_apply(tmp_path, live_selector: str, get_fails: bool = False):
+    """The first control plane's apply command, run by sh against the stand-in kubectl with
+    the manifest at a temporary path: (exit code, kubectl calls, manifest still there)."""
+    command = harness.run(converge_addons).commands("cp1")[-1]
+    manifest = tmp_path / "flannel.yaml"
+    manifest.write_text("manifest\n")
+    (tmp_path / "kubectl").write_text(FAKE_KUBECTL)
+    (tmp_path / "kubectl").chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:{os.environ['PATH']}",
+        "KUBECTL_LOG": str(tmp_path / "calls"),
+        "LIVE_SELECTOR": live_selector,
+        "GET_FAILS": "1" if get_fails else "",
+    }
+    result = subprocess.run(
+        ["sh", "-c", command.replace(flannel.MANIFEST, str(manifest))], env=env, check=False
+    )
+    calls = (tmp_path / "calls").read_text().splitlines()
+    return result.returncode, calls, manifest.exists()
+
+
+@pytest.mark.parametrize(
+    "live, deleted",
+    [
+        ("", False),  # no DaemonSet yet
+        ("app=flannel ", False),  # upstream's selector, or this project's now
+        ("app=flannel k8s-app=flannel ", True),  # this project's before
+        ("app=flannel-ds ", True),  # any other install's
+    ],
+)
+def test_daemonset_with_another_selector_is_replaced_keeping_its_pods(tmp_path, live, deleted):
+    code, calls, kept = run_apply(tmp_path, live)
+    assert code == 0 and kept
+    admin = "--kubeconfig /etc/kubernetes/admin.conf"
+    get = (
+        f"{admin} --namespace kube-flannel get daemonset kube-flannel-ds --ignore-not-found "
+        "--output go-template={{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}} {{end}}"
+    )
+    delete = f"{admin} --namespace kube-flannel delete daemonset kube-flannel-ds --cascade=orphan"
+    apply = f"{admin} apply -f {tmp_path}/flannel.yaml"
+    assert calls == [get, *([delete] if deleted else []), apply]
+
+
+def test_a_failed_selector_check_applies_nothing_and_removes_the_manifest(tmp_path):
+    code, calls, kept = run_apply(tmp_path, "", get_fails=True)
+    assert code != 0
+    assert not kept  # the next run writes and applies it again
+    assert len(calls) == 1 and " get daemonset " in calls[0]
