@@ -24,6 +24,9 @@ from deploys.settings import Settings
 KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
+# kubeadm's package depends on cri-tools (crictl) and kubernetes-cni, which apt installs with
+# it from the same per-minor repository (the versions published for that minor, e.g.
+# cri-tools 1.35.0 and kubernetes-cni 1.7.1 in v1.35's); they follow kubeadm, unpinned.
 HELD = "apt-mark showhold"
 
 
