@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 import tomllib
+import yaml
 
 from deploys.settings import Settings, load_cluster
 from deploys.versions import sandbox_image
@@ -354,6 +355,17 @@ def test_node_stays_converged_after_reboot(lab, converged, name):
     assert "ExecMainStartTimestampMonotonic=0" not in guard
     assert f"sandbox image {SANDBOX_IMAGE} is present" in guard
     assert held_digest(lab, name) == _mirror_digest()
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_crictl_is_pointed_at_the_socket_containerd_answers_on(lab, converged, name):
+    """crictl itself comes with kubeadm (cri-tools), which the lab's nodes do not get: the
+    endpoints /etc/crictl.yaml names are the socket the running containerd serves."""
+    crictl = yaml.safe_load(lab.ssh(name, "cat /etc/crictl.yaml").stdout)
+    assert crictl["image-endpoint"] == crictl["runtime-endpoint"]
+    socket = crictl["runtime-endpoint"].removeprefix("unix://")
+    assert socket == "/run/containerd/containerd.sock"
+    lab.ssh(name, f"test -S {socket} && ctr --address {socket} version")
 
 
 def test_lab_inventory_sends_the_image_repository_to_the_lab_registry(lab):
