@@ -54,7 +54,7 @@ def nftables_kernel_refusal(node: str, kernel: str | None) -> str | None:
     return (
         f"{node} runs kernel {kernel or '(unknown)'}, and kube-proxy in nftables mode needs "
         f"{oldest} or later: boot a newer kernel (Ubuntu 20.04: linux-generic-hwe-20.04; "
-        "Debian 11: linux-image-amd64 from bullseye-backports) or set kube_proxy_mode to "
+        "Debian 11: the kernel of bullseye-backports) or set kube_proxy_mode to "
         "'iptables'"
     )
 
