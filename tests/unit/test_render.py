@@ -52,6 +52,7 @@ def test_renders_every_host_of_the_cluster_file(tmp_path):
     assert "node1/etc/kubernetes/kubeadm-init.yaml" not in tree
     assert "node3/etc/apt/sources.list.d/kubernetes.list" in tree
     assert "cp1/etc/containerd/config.toml" in tree
+    assert all(f"{host}/etc/crictl.yaml" in tree for host in hosts)
     assert "cp1/etc/kubernetes/addons/flannel.yaml" in tree
 
 
