@@ -95,6 +95,8 @@ def _power_cut(node: Node) -> None:
     if not host.wait_until(lambda: not host.link_exists(node.veth), 10):
         host.delete_link(node.veth)
     host.remove_tree(Path("/run/systemd/nspawn/propagate") / node.name)
+    if (root := host.cgroup2_mount()) is not None:
+        host.remove_cgroup(root.joinpath(*_node_cgroup(node)))
 
 
 def _power_off(nodes: list[Node]) -> None:
@@ -111,7 +113,11 @@ def _boot(node: Node) -> None:
     """Start the node from its rootfs in the background and record its nspawn PID.
 
     Nodes get the unified cgroup (v2) hierarchy whatever the host mounts: systemd from
-    258 on (sid) refuses to boot on cgroup v1, and v2 is what current hosts run.
+    258 on (sid) refuses to boot on cgroup v1, and v2 is what current hosts run. Each node
+    is started in a cgroup of its own (``_node_cgroup``): with --keep-unit, systemd-nspawn
+    makes the container's cgroup tree below the cgroup it was started in, so nodes started
+    from one cgroup would share one tree, and one node's systemd stopping a unit (say
+    containerd.service) would kill the same unit's processes in the other nodes.
     """
     node.pid = host.spawn(
         [
@@ -128,7 +134,13 @@ def _boot(node: Node) -> None:
         ],
         node.dir / "console.log",
         env={**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"},
+        cgroup=host.make_cgroup(*_node_cgroup(node)),
     )
+
+
+def _node_cgroup(node: Node) -> tuple[str, str]:
+    """The node's own cgroup, relative to the cgroup v2 root: one directory per lab."""
+    return (f"pyinfra-kubeadm-{config.LAB}", node.name)
 
 
 def _port_open(address: str, port: int) -> bool:
@@ -401,6 +413,8 @@ class Lab:
             _power_off(self.nodes + leftovers)
             for service in self.services.values():
                 host.stop_process(service.pid, service.marker)
+            if (root := host.cgroup2_mount()) is not None:
+                host.remove_cgroup(root / f"pyinfra-kubeadm-{config.LAB}")
             host.delete_link(config.BRIDGE)
             self.inventory_path.unlink(missing_ok=True)
             host.remove_tree(config.STATE_DIR)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -50,8 +51,19 @@ def ensure_packages(packages: list[str]) -> None:
     )
 
 
-def spawn(argv: list[str], log_path: Path, cwd: Path | None = None, env: dict | None = None) -> int:
-    """Start ``argv`` in its own session, detached from stdin, logging to ``log_path``."""
+def spawn(
+    argv: list[str],
+    log_path: Path,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    cgroup: Path | None = None,
+) -> int:
+    """Start ``argv`` in its own session, detached from stdin, logging to ``log_path``;
+    in the cgroup v2 directory ``cgroup`` where one is given (it joins before it execs)."""
+
+    def join_cgroup() -> None:
+        (cgroup / "cgroup.procs").write_text("0")  # "0": the writing process itself
+
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             argv,
@@ -61,8 +73,41 @@ def spawn(argv: list[str], log_path: Path, cwd: Path | None = None, env: dict | 
             cwd=cwd,
             env=env,
             start_new_session=True,
+            preexec_fn=join_cgroup if cgroup else None,
         )
     return process.pid
+
+
+def cgroup2_mount() -> Path | None:
+    """Where this machine mounts its cgroup v2 hierarchy: /sys/fs/cgroup on a unified host,
+    /sys/fs/cgroup/unified on a hybrid one; None where there is none."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        mount, _, source = line.partition(" - ")
+        if source.split()[:1] == ["cgroup2"]:
+            return Path(mount.split()[4])
+    return None
+
+
+def make_cgroup(*parts: str) -> Path | None:
+    """A cgroup v2 directory of its own below the hierarchy's root (created if missing)."""
+    root = cgroup2_mount()
+    if root is None:
+        return None
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove_cgroup(path: Path) -> None:
+    """Remove an emptied cgroup directory and those below it, deepest first; a cgroup that
+    still holds processes stays (rmdir refuses it)."""
+    if not path.is_dir():
+        return
+    for directory in sorted((d for d in path.rglob("*") if d.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def is_running(pid: int | None, marker: str) -> bool:

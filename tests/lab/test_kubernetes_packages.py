@@ -108,6 +108,11 @@ class Run:
     def output(self) -> str:
         return _ANSI.sub("", self.result.stdout + self.result.stderr)
 
+    def failure(self) -> str:
+        """What a failed run said: its error lines, then the end of its output."""
+        errors = [line for line in self.output.splitlines() if re.search(r"rror|[Ff]ail", line)]
+        return "\n".join(errors[-60:]) + "\n...\n" + self.output[-3000:]
+
     def totals(self) -> dict[str, int]:
         """pyinfra's "Grand total" row: hosts, success (changed), error, no_change."""
         row = re.search(r"^.*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", self.output, re.M)
@@ -144,13 +149,13 @@ def remote(lab, name: str, command: str) -> str:
 
 def test_first_run_succeeds_and_changes_the_nodes(runs):
     first = runs[0]
-    assert first.result.returncode == 0, first.output[-5000:]
+    assert first.result.returncode == 0, first.failure()
     assert first.totals()["success"] > 0 and first.totals()["error"] == 0
 
 
 def test_second_run_changes_nothing(runs):
     second = runs[1]
-    assert second.result.returncode == 0, second.output[-5000:]
+    assert second.result.returncode == 0, second.failure()
     totals = second.totals()
     assert (totals["success"], totals["error"]) == (0, 0), second.output[-5000:]
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shlex
+import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -127,3 +129,33 @@ def test_restart_power_cycles_the_node(lab):
     assert lab.node(LAB_NODES[1]).pid != old_pid
     assert lab.ssh(LAB_NODES[1], "systemctl is-system-running").stdout.strip() in READY_STATES
     assert lab.ssh(LAB_NODES[1], "cat /root/restart-marker").stdout == "kept\n"
+
+
+@pytest.mark.parametrize("stopper", LAB_NODES)
+def test_stopping_a_unit_in_one_node_leaves_the_same_unit_in_the_others_running(lab, stopper):
+    """Each node's systemd has a cgroup tree of its own: stopping a unit in one node kills
+    only that node's processes, never those of the same unit in another node (systemd from
+    trixie's on kills a unit through its cgroup, which would reach every node in it)."""
+    unit = f"lab-cgroup-probe-{stopper}.service"
+    for name in LAB_NODES:
+        lab.ssh(name, f"systemd-run --unit={unit} sleep 600")
+    try:
+        lab.ssh(stopper, f"systemctl stop {unit}")
+        time.sleep(1)
+        states = {
+            name: lab.ssh(name, f"systemctl is-active {unit}", check=False).stdout.strip()
+            for name in LAB_NODES
+        }
+        assert states == {n: "inactive" if n == stopper else "active" for n in LAB_NODES}
+    finally:
+        for name in LAB_NODES:
+            lab.ssh(name, f"systemctl stop {unit}; systemctl reset-failed {unit}", check=False)
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_each_node_runs_in_a_cgroup_of_its_own(lab, name):
+    pid = lab.node(name).pid
+    lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    unified = next(line.removeprefix("0::") for line in lines if line.startswith("0::"))
+    # systemd-nspawn keeps itself in .../supervisor and the container in .../payload.
+    assert f"/pyinfra-kubeadm-{config.LAB}/{name}/" in f"{unified}/", unified

@@ -151,23 +151,15 @@ def deploy_env(lab) -> dict:
 def run_deploy(lab) -> str:
     """Run `pyinfra -y inventory.py deploys/node.py` on the lab; its output. Fails the test
     unless it succeeds."""
-    for _attempt in range(2):
-        result = subprocess.run(
-            deploy_argv(),
-            cwd=config.REPO_ROOT,
-            env=deploy_env(lab),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,  # pyinfra logs its progress and results to stderr
-            text=True,
-            timeout=900,
-        )
-        # A lab limitation: systemd inside an nspawn node now and then fails to spawn or
-        # keep a unit's process ("Failed to spawn executor", result 'resources'; "Failed to
-        # kill control group") because of the node's borrowed cgroup setup, seen with the
-        # sandbox image guard. Only that failure is run again, once; the guard itself is
-        # proven by test_guard_pulls_removed_sandbox_image_through_the_mirror.
-        if result.returncode == 0 or LAB_SPAWN_FAILURE not in result.stdout:
-            break
+    result = subprocess.run(
+        deploy_argv(),
+        cwd=config.REPO_ROOT,
+        env=deploy_env(lab),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # pyinfra logs its progress and results to stderr
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stdout[-8000:]
     return result.stdout
 
@@ -240,7 +232,6 @@ def held_digest(lab, name: str) -> str | None:
     return rows[0][2] if rows else None
 
 
-LAB_SPAWN_FAILURE = "Job for containerd-sandbox-image.service failed"
 REMOVE_SANDBOX_IMAGE = f"ctr -n k8s.io images rm {SANDBOX_IMAGE}"
 # Each drift of issue 3, as a shell command run on every node, and a check that it took.
 DRIFTS = {
