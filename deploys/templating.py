@@ -1,4 +1,5 @@
-"""Render the project's templates (templates/) with StrictUndefined: a missing value is an error."""
+"""Render the project's templates (deploys/templates/, package data that a wheel ships) with
+StrictUndefined: a missing value is an error."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import jinja2
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Found through the package, not the working directory.
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
@@ -19,5 +21,5 @@ _env = jinja2.Environment(
 
 
 def render(name: str, **data) -> str:
-    """Render templates/<name> with exactly the given data."""
+    """Render deploys/templates/<name> with exactly the given data."""
     return _env.get_template(name).render(**data)

@@ -3,7 +3,7 @@ from Docker's apt repository, pinned to settings.containerd_version when set, an
 (apt-mark hold) so that no upgrade replaces it behind the deploy's back.
 
 Docker's repository is signed with Docker's release key, shipped with the project
-(templates/containerd/docker.asc, fingerprint 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF
+(deploys/templates/containerd/docker.asc, fingerprint 9DC8 5822 9FC7 DD38 854A E2D8 8D81 803C 0EBF
 CD88; byte for byte the file Docker serves at <repository>/gpg, sha256 1500c1f5...b3a570)
 and referenced by signed-by from /etc/apt/keyrings, never through apt-key. The repository
 URL (settings.docker_apt_repo) may point at a mirror: the key stays the same.

@@ -1,0 +1,63 @@
+"""A built wheel is the whole toolkit: installed into a fresh virtualenv outside the checkout,
+`python -m deploys.render` renders the example site exactly as the checkout does.
+
+The wheel is built as `pip install .` builds it (isolated build from pyproject.toml) from a copy
+of the checkout, so the checkout gets no build/ or egg-info; it is installed with --no-deps
+into a virtualenv without pip, which borrows the dependencies (pyinfra, jinja2, ...) from the
+environment running the tests through a path entry (a plain path in a .pth file, so that
+environment's own .pth files, among them an editable install of this project, are not run).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from deploys import render
+from tests.unit.test_render import rendered_tree
+
+ROOT = Path(__file__).resolve().parents[2]
+# Not part of a source tree: virtualenvs, caches, Vagrant and rendering output.
+NOT_SOURCE = shutil.ignore_patterns(
+    ".git", ".venv", ".vagrant", ".kube", "build", "dist", "rendered", "*.egg-info",
+    "__pycache__", ".pytest_cache", ".ruff_cache",
+)  # fmt: skip
+
+
+def run(*command, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_wheel_renders_the_example_site_from_outside_the_checkout(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    pip = (sys.executable, "-m", "pip")
+    run(*pip, "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"), str(source), cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("pyinfra_kubeadm-*.whl")
+
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", "--without-pip", str(venv), cwd=tmp_path)
+    python = str(venv / "bin" / "python")
+    run(*pip, "--python", python, "install", "-q", "--no-deps", str(wheel), cwd=tmp_path)
+    site = run(python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))", cwd=tmp_path)
+    dependencies = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
+    (Path(site.stdout.strip()) / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
+
+    site_dir = tmp_path / "elsewhere"
+    site_dir.mkdir()
+    shutil.copy(ROOT / "inventory" / "example-mirrored.yaml", site_dir / "site.yaml")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    where = run(python, "-c", "import deploys; print(deploys.__file__)", cwd=site_dir, env=env)
+    assert Path(where.stdout.strip()).is_relative_to(venv), "deploys came from elsewhere"
+    run(python, "-m", "deploys.render", "site.yaml", "out", cwd=site_dir, env=env)
+
+    render.render(str(ROOT / "inventory" / "example-mirrored.yaml"), str(tmp_path / "here"))
+    assert rendered_tree(site_dir / "out") == rendered_tree(tmp_path / "here")
