@@ -4,7 +4,8 @@
     CLUSTER=inventory/lab.yaml pyinfra inventory.py deploys/node.py
 
 The file is checked before pyinfra connects to anything; a bad file stops here with a
-message naming the file, the host and the field.
+message naming the file, the host and the field. So does a missing ssh_key or
+ssh_known_hosts_file on this machine (for the Vagrant cluster: run `vagrant up` first).
 """
 
 import os

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+from pathlib import Path
 
 from deploys.settings import Cluster, ClusterError, Node, load_cluster
+
+# The exit code of every refusal, by inventory.py and by the renderer.
+REFUSED = 2
+# A file Vagrant writes for a project: a machine's private key, or what the Vagrantfile's
+# `vagrant up` trigger writes under .vagrant/ (known_hosts).
+_VAGRANT_KEY = re.compile(r"(?:^|.*/)\.vagrant/machines/([^/]+)/([^/]+)/private_key")
+_VAGRANT_FILE = re.compile(r"(?:^|.*/)\.vagrant/")
 
 # Settings that are pyinfra connector keys under another name.
 _PYINFRA_KEYS = {
@@ -32,13 +42,62 @@ def host_data(cluster: Cluster, node) -> dict:
     return data
 
 
+def refusal(message: str) -> int:
+    """Write a refusal to stderr, one problem a line; the exit code to stop with."""
+    for line in message.splitlines():
+        sys.stderr.write(f"refused: {line}\n")
+    return REFUSED
+
+
+def missing_local_files(cluster: Cluster) -> list[str]:
+    """Files that connecting to the hosts needs on the machine running pyinfra (ssh_key,
+    ssh_known_hosts_file) and that are not there, one problem per host and file."""
+    problems = []
+    for node in cluster.nodes:
+        settings = cluster.settings_for(node)
+        for key in ("ssh_key", "ssh_known_hosts_file"):
+            name = getattr(settings, key)
+            local = Path(name).expanduser()
+            if not name:
+                continue
+            if not local.exists():
+                reason = "no such file"
+            elif not local.is_file():
+                reason = "not a file"
+            elif not os.access(local, os.R_OK):
+                reason = "not readable"
+            else:
+                continue
+            problem = f"{cluster.path}: host {node.name!r}: {key}: {name}: {reason}"
+            problems.append(problem + _vagrant_hint(name))
+    return problems
+
+
+def _vagrant_hint(name: str) -> str:
+    """What to do when a missing file is one that Vagrant writes."""
+    machine = _VAGRANT_KEY.fullmatch(name)
+    if machine:
+        machine_dir = Path(name).parent.parent
+        others = sorted(p.parent.name for p in machine_dir.glob("*/private_key"))
+        return (
+            f" (Vagrant's key for machine {machine[1]} with the {machine[2]} provider: run "
+            "`vagrant up` first"
+            + (f"; the machine has a key for provider {', '.join(others)}" if others else "")
+            + ")"
+        )
+    return " (Vagrant writes it: run `vagrant up` first)" if _VAGRANT_FILE.match(name) else ""
+
+
 def groups(path: str) -> dict[str, list]:
-    """The inventory groups of a cluster file; exits with the reason if it is refused."""
+    """The inventory groups of a cluster file; exits with the reasons if it is refused or a
+    file the connections need is missing on this machine."""
     try:
         cluster = load_cluster(path)
     except ClusterError as exc:
-        sys.stderr.write(f"refused: {exc}\n")
-        raise SystemExit(2) from None
+        raise SystemExit(refusal(str(exc))) from None
+    missing = missing_local_files(cluster)
+    if missing:
+        raise SystemExit(refusal("\n".join(missing)))
     for warning in cluster.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     return {

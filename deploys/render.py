@@ -18,6 +18,10 @@ Secrets (the SECRET_SETTINGS of the cluster file) appear as placeholders unless
 --with-secrets is given. A node's kubeadm join configuration always shows placeholders for
 the bootstrap token, CA certificate hash and certificate key: they are created while a run
 joins the node, not taken from the cluster file. Files are written owner-only (0600).
+
+Nothing is written unless the arguments and the cluster file are good: every problem is
+reported at once, one `refused:` line each, with exit code 2 like inventory.py (argparse's
+usage errors use 2 as well).
 """
 
 from __future__ import annotations
@@ -26,11 +30,11 @@ import argparse
 import dataclasses
 import os
 import shutil
-import sys
 from pathlib import Path
 
-from deploys import addons, kubernetes, system
+from deploys import addons, kubernetes, system, versions
 from deploys.context import NodeContext
+from deploys.inventory import refusal
 from deploys.runtime import containerd
 from deploys.settings import SECRET_SETTINGS, Cluster, ClusterError, Node, Settings, load_cluster
 from deploys.system.release import Release
@@ -40,6 +44,9 @@ MARKER = ".pyinfra-kubeadm-render"
 DEFAULT_OS = "ubuntu-24.04"
 DEFAULT_ARCH = "amd64"
 DEFAULT_CONTAINERD = "1.7.0"
+# dpkg architectures with packages in the Kubernetes repository (pkgs.k8s.io builds for
+# x86_64, aarch64, ppc64le and s390x) and in Docker's.
+ARCHITECTURES = ("amd64", "arm64", "ppc64el", "s390x")
 # The supported releases as os-release names them (ID, VERSION_ID, VERSION_CODENAME).
 RELEASES = {
     "ubuntu-20.04": ("ubuntu", "20.04", "focal"),
@@ -105,11 +112,42 @@ def _write(path: Path, content: str) -> None:
         handle.write(content)
 
 
+class Refused(ValueError):
+    """What stops the renderer before it writes anything; one problem a line."""
+
+
+def _out_dir_problem(out_dir: Path) -> str | None:
+    """Why OUT_DIR cannot take the rendering: not a directory (or below a file), or a
+    non-empty directory this renderer did not write."""
+    existing = next((p for p in (out_dir, *out_dir.parents) if p.exists()), out_dir)
+    if not existing.is_dir():
+        where = "" if existing == out_dir else f" ({existing} is a file)"
+        return f"OUT_DIR {out_dir}: not a directory{where}"
+    try:
+        if existing == out_dir and any(out_dir.iterdir()) and not (out_dir / MARKER).is_file():
+            return f"OUT_DIR {out_dir}: not empty and not written by the renderer"
+    except OSError as exc:
+        return f"OUT_DIR {out_dir}: {exc.strerror}"
+    return None
+
+
+def _argument_problems(out_dir: Path, os_name: str, arch: str, containerd_version: str):
+    problem = _out_dir_problem(out_dir)
+    if problem:
+        yield problem
+    if os_name not in RELEASES:
+        yield f"--os {os_name!r}: not one of {', '.join(RELEASES)}"
+    if arch not in ARCHITECTURES:
+        yield f"--arch {arch!r}: not one of {', '.join(ARCHITECTURES)}"
+    try:
+        versions.containerd_config_version(versions.containerd_version(containerd_version))
+    except ValueError as exc:
+        yield f"--containerd-version {containerd_version!r}: {exc}"
+
+
 def _prepare(out_dir: Path) -> None:
-    """Create OUT_DIR, or empty one this renderer wrote; refuse any other non-empty one."""
-    if out_dir.exists() and any(out_dir.iterdir()):
-        if not (out_dir / MARKER).is_file():
-            raise SystemExit(f"refused: {out_dir} is not empty and was not written by the renderer")
+    """Create OUT_DIR, or empty one this renderer wrote (_out_dir_problem refused others)."""
+    if (out_dir / MARKER).is_file():
         shutil.rmtree(out_dir)
     out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     _write(out_dir / MARKER, "Files rendered by `python -m deploys.render`.\n")
@@ -123,17 +161,27 @@ def render(
     containerd_version: str = DEFAULT_CONTAINERD,
     with_secrets: bool = False,
 ) -> dict[str, list[str]]:
-    """Write every host's files under out_dir; return {host: [remote paths]}."""
-    cluster = load_cluster(cluster_file)
+    """Write every host's files under out_dir; return {host: [remote paths]}. Refused, with
+    every problem of the arguments and the cluster file, before anything is written."""
+    root = Path(out_dir)
+    problems = list(_argument_problems(root, os_name, arch, containerd_version))
+    try:
+        cluster = load_cluster(cluster_file)
+    except ClusterError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise Refused("\n".join(problems))
     rendered = {
         node.name: node_files(cluster, node, os_name, arch, containerd_version, with_secrets)
         for node in cluster.nodes
     }
-    root = Path(out_dir)
-    _prepare(root)
-    for name, written in rendered.items():
-        for remote, content in written.items():
-            _write(root / name / remote.lstrip("/"), content)
+    try:
+        _prepare(root)
+        for name, written in rendered.items():
+            for remote, content in written.items():
+                _write(root / name / remote.lstrip("/"), content)
+    except OSError as exc:
+        raise Refused(f"OUT_DIR {root}: cannot write {exc.filename}: {exc.strerror}") from None
     return {name: sorted(written) for name, written in rendered.items()}
 
 
@@ -160,9 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         written = render(
             cluster_file, out_dir, args.os, args.arch, args.containerd_version, args.with_secrets
         )
-    except (ClusterError, ValueError) as exc:
-        sys.stderr.write(f"refused: {exc}\n")
-        return 2
+    except ValueError as exc:  # Refused, ClusterError, or a value the deploy refuses
+        return refusal(str(exc))
     for name, paths in written.items():
         print(f"{name}: {len(paths)} files")
         for path in paths:

@@ -27,7 +27,9 @@ class Settings:
     ssh_port: int = 22
     # Private key file; empty uses the SSH agent / default keys.
     ssh_key: str = ""
-    # known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.
+    # known_hosts file to verify host keys against, strictly: a host whose key it does not
+    # hold, or holds another key for, is not connected to. Empty: ~/.ssh/known_hosts, where
+    # pyinfra adds the key of a host it has not seen before (accept-new).
     ssh_known_hosts_file: str = ""
     # Escalate with sudo (needed when ssh_user is not root, e.g. Vagrant's "vagrant").
     sudo: bool = False
@@ -258,13 +260,64 @@ def load_cluster(path: str | Path) -> Cluster:
     """Read and check a cluster file; raise ClusterError on anything that must be refused."""
     path = str(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise ClusterError(f"{path}: cannot read cluster file: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ClusterError(
+            f"{path}: not UTF-8 text (line {line}: byte 0x{raw[exc.start]:02x}); "
+            "save the cluster file as UTF-8"
+        ) from None
+    try:
+        doc = _yaml_document(path, text)
     except yaml.YAMLError as exc:
         raise ClusterError(f"{path}: not valid YAML: {exc}") from None
     return parse_cluster(doc, path)
+
+
+def _yaml_document(path: str, text: str) -> Any:
+    """The YAML document in `text`; ClusterError listing every key given twice in a mapping
+    (YAML loaders keep the last one silently)."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        duplicates = list(_duplicate_keys(node, "", set()))
+        if duplicates:
+            raise ClusterError("\n".join(f"{path}: {problem}" for problem in duplicates))
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _duplicate_keys(node: yaml.Node, label: str, seen: set[int]):
+    """Each key that a mapping under `node` holds twice: where, which key, both lines."""
+    if id(node) in seen:  # an alias of a node already walked (or of itself)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else None
+            line = key.start_mark.line + 1
+            if name is not None and (key.tag, name) in lines:
+                first = lines[key.tag, name]
+                where = f"on line {line}" if first == line else f"on lines {first} and {line}"
+                yield (
+                    f"{label or 'top level'}: key {name!r} given twice, {where} "
+                    "(YAML would keep only the last)"
+                )
+            elif name is not None:
+                lines[key.tag, name] = line
+            yield from _duplicate_keys(value, f"{label}.{name}" if label else str(name), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _duplicate_keys(item, f"{label}[{index}]", seen)
 
 
 def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:

@@ -85,7 +85,7 @@ def test_refuses_an_unknown_os_release(tmp_path, capsys):
 
 def test_never_empties_a_directory_it_did_not_write(tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
-    with pytest.raises(SystemExit, match="not empty"):
+    with pytest.raises(render.Refused, match="not empty"):
         render.render(str(DEFAULT), str(tmp_path))
     assert (tmp_path / "notes.txt").read_text() == "mine\n"
 
