@@ -34,6 +34,7 @@ HOST_PACKAGES: dict[str, tuple[str, ...]] = {
     "curl": ("curl",),  # the deploy's Kuboard fetch, run for real against a stand-in server
     "containerd": ("containerd",),  # `containerd config dump` of the rendered config.toml
     "vagrant": ("vagrant",),  # `vagrant validate` of the Vagrantfile
+    "ruby": ("ruby",),  # the Vagrantfile's known_hosts function, run on its own
 }
 
 # Commands of Debian's Essential and required packages (coreutils, dash, dpkg, apt,

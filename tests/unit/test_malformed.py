@@ -6,7 +6,6 @@ arguments, and files the connections need that are missing on the machine runnin
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import yaml
 
 from deploys import inventory, render
 from deploys.settings import ClusterError, load_cluster
+from tests.lab.host_packages import require_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANT_CLUSTER = ROOT / "inventory" / "cluster.yaml"
@@ -365,15 +365,11 @@ print known_hosts_with(text, "192.168.56.10", "")
 
 
 def test_vagrantfile_replaces_a_machines_known_hosts_lines(tmp_path):
-    ruby = shutil.which("ruby")
-    if not ruby:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ruby is not installed (.ci/run installs Debian's vagrant package)")
-        pytest.skip("ruby not installed (apt-get install vagrant)")
+    require_commands("ruby")
     script = tmp_path / "known_hosts.rb"
     script.write_text(RUBY_KNOWN_HOSTS)
     result = subprocess.run(
-        [ruby, str(script), str(ROOT / "Vagrantfile")],
+        ["ruby", str(script), str(ROOT / "Vagrantfile")],
         capture_output=True,
         text=True,
         timeout=60,
