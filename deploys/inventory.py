@@ -51,7 +51,11 @@ def refusal(message: str) -> int:
 
 def missing_local_files(cluster: Cluster) -> list[str]:
     """Files that connecting to the hosts needs on the machine running pyinfra (ssh_key,
-    ssh_known_hosts_file) and that are not there, one problem per host and file."""
+    ssh_known_hosts_file) and that are not there, one problem per host and file.
+
+    Not a check of the cluster file (load_cluster): the same file is valid on a machine that
+    lacks the keys, where the renderer and the tests read it; only a run that is about to
+    connect needs them, so inventory.py checks them and nothing else does."""
     problems = []
     for node in cluster.nodes:
         settings = cluster.settings_for(node)
