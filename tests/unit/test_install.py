@@ -28,6 +28,15 @@ NOT_SOURCE = shutil.ignore_patterns(
 )  # fmt: skip
 
 
+def package_files(package: Path) -> set[str]:
+    """Every module, template and other file of a package directory, compiled files aside."""
+    return {
+        str(path.relative_to(package))
+        for path in package.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
 def run(*command, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     result = subprocess.run(
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -56,7 +65,9 @@ def test_wheel_renders_the_example_site_from_outside_the_checkout(tmp_path):
     shutil.copy(ROOT / "inventory" / "example-mirrored.yaml", site_dir / "site.yaml")
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     where = run(python, "-c", "import deploys; print(deploys.__file__)", cwd=site_dir, env=env)
-    assert Path(where.stdout.strip()).is_relative_to(venv), "deploys came from elsewhere"
+    installed = Path(where.stdout.strip()).parent
+    assert installed.is_relative_to(venv), "deploys came from elsewhere"
+    assert package_files(installed) == package_files(ROOT / "deploys")
     run(python, "-m", "deploys.render", "site.yaml", "out", cwd=site_dir, env=env)
 
     render.render(str(ROOT / "inventory" / "example-mirrored.yaml"), str(tmp_path / "here"))
