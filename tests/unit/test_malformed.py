@@ -19,6 +19,7 @@ from tests.lab.host_packages import require_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 VAGRANT_CLUSTER = ROOT / "inventory" / "cluster.yaml"
+CLUSTER_DEPLOY = ROOT / "deploys" / "cluster.py"
 GOOD = """\
 hosts:
   - name: cp1
@@ -37,7 +38,7 @@ settings:
 def pyinfra(cluster_file: Path, cwd: Path) -> subprocess.CompletedProcess:
     """The README's command, run from `cwd`, with the inventory and deploy of the checkout."""
     return subprocess.run(
-        [sys.executable, "-m", "pyinfra", "-y", str(ROOT / "inventory.py"), "exec", "--", "true"],
+        [sys.executable, "-m", "pyinfra", "-y", str(ROOT / "inventory.py"), str(CLUSTER_DEPLOY)],
         cwd=cwd,
         env={"CLUSTER": str(cluster_file), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
         capture_output=True,
