@@ -6,6 +6,7 @@ arguments, and files the connections need that are missing on the machine runnin
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -353,33 +354,41 @@ def test_vagrant_host_keys_are_verified_strictly_against_what_vagrant_up_wrote()
     )
 
 
+# `vagrant up` of k8s-cp1 and k8s-w1, k8s-cp1 created again (new keys), `vagrant destroy`
+# of k8s-w1, as the Vagrantfile's triggers call write_known_hosts (Vagrant stubbed).
 RUBY_KNOWN_HOSTS = """
 module Vagrant
   def self.configure(_version); end
 end
 load ARGV[0]
-text = "192.168.56.10 ssh-rsa OLD\\n192.168.56.100 ssh-ed25519 OTHER\\n"
-keys = "ssh-ed25519 AAAAC3 root@k8s-cp1\\nssh-rsa AAAAB3 root@k8s-cp1\\n\\n"
-print known_hosts_with(text, "192.168.56.10", keys), "--\\n"
-print known_hosts_with(text, "192.168.56.10", "")
+write_known_hosts("192.168.56.10", "ssh-ed25519 OLD root@k8s-cp1\\n")
+write_known_hosts("192.168.56.11", "ssh-ed25519 W1 root@k8s-w1\\nssh-rsa W1RSA root@k8s-w1\\n")
+write_known_hosts("192.168.56.10", "ecdsa-sha2-nistp256 NEW1\\n\\nssh-ed25519 NEW2 root@k8s-cp1\\n")
+print File.read(KNOWN_HOSTS), "--\\n"
+write_known_hosts("192.168.56.11", "")
+print File.read(KNOWN_HOSTS)
 """
 
 
-def test_vagrantfile_replaces_a_machines_known_hosts_lines(tmp_path):
+def test_vagrant_up_writes_each_machines_host_keys_and_destroy_removes_them(tmp_path):
     require_commands("ruby")
-    script = tmp_path / "known_hosts.rb"
-    script.write_text(RUBY_KNOWN_HOSTS)
+    shutil.copy(ROOT / "Vagrantfile", tmp_path / "Vagrantfile")
+    (tmp_path / ".vagrant").mkdir()
+    (tmp_path / "known_hosts.rb").write_text(RUBY_KNOWN_HOSTS)
     result = subprocess.run(
-        ["ruby", str(script), str(ROOT / "Vagrantfile")],
+        ["ruby", str(tmp_path / "known_hosts.rb"), str(tmp_path / "Vagrantfile")],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    written, removed = result.stdout.split("--\n")
-    assert written == (
-        "192.168.56.100 ssh-ed25519 OTHER\n"
-        "192.168.56.10 ssh-ed25519 AAAAC3\n"
-        "192.168.56.10 ssh-rsa AAAAB3\n"
+    after_up, after_destroy = result.stdout.split("--\n")
+    assert after_up == (
+        "192.168.56.11 ssh-ed25519 W1\n"
+        "192.168.56.11 ssh-rsa W1RSA\n"
+        "192.168.56.10 ecdsa-sha2-nistp256 NEW1\n"
+        "192.168.56.10 ssh-ed25519 NEW2\n"
     )
-    assert removed == "192.168.56.100 ssh-ed25519 OTHER\n"
+    assert after_destroy == (
+        "192.168.56.10 ecdsa-sha2-nistp256 NEW1\n192.168.56.10 ssh-ed25519 NEW2\n"
+    )
