@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from deploys.settings import Cluster, ClusterError, Node, load_cluster
@@ -42,10 +43,9 @@ def host_data(cluster: Cluster, node) -> dict:
     return data
 
 
-def refusal(message: str) -> int:
-    """Write a refusal to stderr, one problem a line; the exit code to stop with."""
-    for line in message.splitlines():
-        sys.stderr.write(f"refused: {line}\n")
+def refusal(problems: Iterable[str]) -> int:
+    """Write a refusal to stderr, one line per problem; the exit code to stop with."""
+    sys.stderr.write("".join(f"refused: {problem}\n" for problem in problems))
     return REFUSED
 
 
@@ -98,10 +98,10 @@ def groups(path: str) -> dict[str, list]:
     try:
         cluster = load_cluster(path)
     except ClusterError as exc:
-        raise SystemExit(refusal(str(exc))) from None
+        raise SystemExit(refusal(exc.problems)) from None
     missing = missing_local_files(cluster)
     if missing:
-        raise SystemExit(refusal("\n".join(missing)))
+        raise SystemExit(refusal(missing))
     for warning in cluster.warnings:
         sys.stderr.write(f"warning: {warning}\n")
     return {

@@ -112,8 +112,9 @@ def _write(path: Path, content: str) -> None:
         handle.write(content)
 
 
-class Refused(ValueError):
-    """What stops the renderer before it writes anything; one problem a line."""
+class Refused(ClusterError):
+    """What stops the renderer before it writes anything: the problems of its arguments and
+    of the cluster file."""
 
 
 def _out_dir_problem(out_dir: Path) -> str | None:
@@ -168,13 +169,19 @@ def render(
     try:
         cluster = load_cluster(cluster_file)
     except ClusterError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems)
     if problems:
-        raise Refused("\n".join(problems))
-    rendered = {
-        node.name: node_files(cluster, node, os_name, arch, containerd_version, with_secrets)
-        for node in cluster.nodes
-    }
+        raise Refused(*problems)
+    rendered = {}
+    for node in cluster.nodes:
+        try:
+            rendered[node.name] = node_files(
+                cluster, node, os_name, arch, containerd_version, with_secrets
+            )
+        except ValueError as exc:  # a value that a decision of the deploy refuses
+            problems.append(f"{cluster.path}: host {node.name!r}: {exc}")
+    if problems:
+        raise Refused(*problems)
     try:
         _prepare(root)
         for name, written in rendered.items():
@@ -208,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         written = render(
             cluster_file, out_dir, args.os, args.arch, args.containerd_version, args.with_secrets
         )
-    except ValueError as exc:  # Refused, ClusterError, or a value the deploy refuses
-        return refusal(str(exc))
+    except ClusterError as exc:  # Refused
+        return refusal(exc.problems)
     for name, paths in written.items():
         print(f"{name}: {len(paths)} files")
         for path in paths:

@@ -27,9 +27,7 @@ class Settings:
     ssh_port: int = 22
     # Private key file; empty uses the SSH agent / default keys.
     ssh_key: str = ""
-    # known_hosts file to verify host keys against, strictly: a host whose key it does not
-    # hold, or holds another key for, is not connected to. Empty: ~/.ssh/known_hosts, where
-    # pyinfra adds the key of a host it has not seen before (accept-new).
+    # known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.
     ssh_known_hosts_file: str = ""
     # Escalate with sudo (needed when ssh_user is not root, e.g. Vagrant's "vagrant").
     sudo: bool = False
@@ -217,7 +215,12 @@ _FORMATS = {
 
 
 class ClusterError(ValueError):
-    """A cluster file that must not be applied; the message names file, host and field."""
+    """A cluster file that must not be applied: one or more problems, each naming file, host
+    and field (one per line of the message)."""
+
+    def __init__(self, *problems: str):
+        self.problems = tuple(dict.fromkeys(problems))
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,7 @@ def _yaml_document(path: str, text: str) -> Any:
             return None
         duplicates = list(_duplicate_keys(node, "", set()))
         if duplicates:
-            raise ClusterError("\n".join(f"{path}: {problem}" for problem in duplicates))
+            raise ClusterError(*(f"{path}: {problem}" for problem in duplicates))
         return loader.construct_document(node)
     finally:
         loader.dispose()

@@ -246,6 +246,16 @@ def test_the_renderer_reports_every_problem_at_once(tmp_path, capsys):
     assert all(line.startswith("refused: ") for line in lines)
 
 
+def test_a_pinned_containerd_it_cannot_render_for_is_refused_naming_the_file(tmp_path, capsys):
+    site = tmp_path / "site.yaml"
+    site.write_text(GOOD + '  containerd_version: "1.4.13~ds1-1"\n')
+    assert render.main([str(site), str(tmp_path / "out")]) == inventory.REFUSED
+    lines = capsys.readouterr().err.splitlines()
+    assert lines and all(line.startswith(f"refused: {site}: ") for line in lines)
+    assert all("1.4.13" in line for line in lines)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_directory_that_cannot_be_written_is_refused(tmp_path, capsys, monkeypatch):
     def unwritable(path, flags, mode=0o777):
         raise PermissionError(13, "Permission denied", str(path))
