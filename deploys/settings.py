@@ -290,7 +290,7 @@ def _yaml_document(path: str, text: str) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        duplicates = list(_duplicate_keys(node, "", set()))
+        duplicates = list(_duplicate_keys(loader, node, "", set()))
         if duplicates:
             raise ClusterError(*(f"{path}: {problem}" for problem in duplicates))
         return loader.construct_document(node)
@@ -298,29 +298,34 @@ def _yaml_document(path: str, text: str) -> Any:
         loader.dispose()
 
 
-def _duplicate_keys(node: yaml.Node, label: str, seen: set[int]):
-    """Each key that a mapping under `node` holds twice: where, which key, both lines."""
+def _duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, label: str, seen: set[int]):
+    """Each key that a mapping under `node` holds twice (as the loader would build the keys:
+    `yes` and `true` are one): where, which key, both lines."""
     if id(node) in seen:  # an alias of a node already walked (or of itself)
         return
     seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
-        lines: dict[tuple[str, str], int] = {}
+        lines: dict[Any, int] = {}
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else None
+            if key.tag == "tag:yaml.org,2002:merge":  # `<<`: merged, every one of them
+                name = None
+            built = loader.construct_object(key) if name is not None else None
             line = key.start_mark.line + 1
-            if name is not None and (key.tag, name) in lines:
-                first = lines[key.tag, name]
+            if name is not None and built in lines:
+                first = lines[built]
                 where = f"on line {line}" if first == line else f"on lines {first} and {line}"
                 yield (
                     f"{label or 'top level'}: key {name!r} given twice, {where} "
                     "(YAML would keep only the last)"
                 )
             elif name is not None:
-                lines[key.tag, name] = line
-            yield from _duplicate_keys(value, f"{label}.{name}" if label else str(name), seen)
+                lines[built] = line
+            inner = f"{label}.{name}" if label else str(name)
+            yield from _duplicate_keys(loader, value, inner, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, f"{label}[{index}]", seen)
+            yield from _duplicate_keys(loader, item, f"{label}[{index}]", seen)
 
 
 def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:

@@ -92,6 +92,11 @@ def assert_refused_before_connecting(result: subprocess.CompletedProcess) -> Non
             id="every duplicate in one report",
         ),
         pytest.param(
+            GOOD.replace("settings:\n  kubernetes", "settings:\n  true: 1\n  yes: 2\n  kubernetes"),
+            ["settings: key 'yes' given twice, on lines 11 and 12"],
+            id="one key in two spellings",
+        ),
+        pytest.param(
             GOOD + "  sysctls: {vm.max_map_count: 1, vm.max_map_count: 2}\n",
             ["settings.sysctls: key 'vm.max_map_count' given twice, on line 12"],
             id="flow mapping",
@@ -123,12 +128,19 @@ def test_anchors_and_aliases_are_not_duplicates(tmp_path, extra):
     assert "twice" not in str(refused.value)
 
 
-def test_keys_from_a_merge_may_be_overridden(tmp_path):
+def test_keys_from_merges_may_be_overridden(tmp_path):
     path = tmp_path / "site.yaml"
-    base = "hosts:\n  - &cp {name: cp1, address: 10.0.0.11, roles: [control_plane]}\n"
-    path.write_text(base + "  - {<<: *cp, name: cp2, address: 10.0.0.12}\n")
-    with pytest.raises(ClusterError, match="control_plane_endpoint: required"):
-        load_cluster(path)  # parsed: two control planes; refused for a reason of its own
+    path.write_text(
+        "x-roles: &cp {roles: [control_plane]}\n"
+        "x-ssh: &ssh {settings: {ssh_user: ops}}\n"
+        "hosts:\n"
+        "  - {<<: *cp, name: cp1, address: 10.0.0.11}\n"
+        "  - {<<: *cp, <<: *ssh, name: cp2, address: 10.0.0.12, roles: [worker]}\n"
+    )
+    with pytest.raises(ClusterError) as refused:
+        load_cluster(path)
+    assert f"{path}: unknown key 'x-roles'" in refused.value.problems  # parsed, then checked
+    assert not [problem for problem in refused.value.problems if "twice" in problem]
 
 
 # --- files that are not UTF-8 --------------------------------------------------------------
