@@ -58,51 +58,43 @@ def assert_refused_before_connecting(result: subprocess.CompletedProcess) -> Non
 # --- duplicate keys ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        pytest.param(
-            GOOD + "settings:\n  pod_subnet: 10.32.0.0/16\n",
-            ["top level: key 'settings' given twice, on lines 10 and 12"],
-            id="two settings blocks",
-        ),
-        pytest.param(
-            GOOD + '  kubernetes_version: "1.34.2"\n',
-            ["settings: key 'kubernetes_version' given twice, on lines 11 and 12"],
-            id="one setting twice",
-        ),
-        pytest.param(
-            GOOD.replace(
-                "      time_sync: ntp\n", "      time_sync: ntp\n      time_sync: chrony\n"
-            ),
-            ["hosts[0].settings: key 'time_sync' given twice, on lines 6 and 7"],
-            id="a host's setting twice",
-        ),
-        pytest.param(
-            GOOD.replace("    roles: [worker]\n", "    roles: [worker]\n    address: 10.0.0.22\n"),
-            ["hosts[1]: key 'address' given twice, on lines 8 and 10"],
-            id="a host's key twice",
-        ),
-        pytest.param(
-            GOOD + '  kubernetes_version: "1.34.2"\nsettings: {}\n',
-            [
-                "settings: key 'kubernetes_version' given twice, on lines 11 and 12",
-                "top level: key 'settings' given twice, on lines 10 and 13",
-            ],
-            id="every duplicate in one report",
-        ),
-        pytest.param(
-            GOOD.replace("settings:\n  kubernetes", "settings:\n  true: 1\n  yes: 2\n  kubernetes"),
-            ["settings: key 'yes' given twice, on lines 11 and 12"],
-            id="one key in two spellings",
-        ),
-        pytest.param(
-            GOOD + "  sysctls: {vm.max_map_count: 1, vm.max_map_count: 2}\n",
-            ["settings.sysctls: key 'vm.max_map_count' given twice, on line 12"],
-            id="flow mapping",
-        ),
-    ],
-)
+# A cluster file with keys given twice, and the problems reported (after the file's name).
+DUPLICATES = {
+    "two settings blocks": (
+        GOOD + "settings:\n  pod_subnet: 10.32.0.0/16\n",
+        ["top level: key 'settings' given twice, on lines 10 and 12"],
+    ),
+    "one setting twice": (
+        GOOD + '  kubernetes_version: "1.34.2"\n',
+        ["settings: key 'kubernetes_version' given twice, on lines 11 and 12"],
+    ),
+    "a host's setting twice": (
+        GOOD.replace("ntp\n", "ntp\n      time_sync: chrony\n"),
+        ["hosts[0].settings: key 'time_sync' given twice, on lines 6 and 7"],
+    ),
+    "a host's key twice": (
+        GOOD.replace("[worker]\n", "[worker]\n    address: 10.0.0.22\n"),
+        ["hosts[1]: key 'address' given twice, on lines 8 and 10"],
+    ),
+    "every duplicate in one report": (
+        GOOD + '  kubernetes_version: "1.34.2"\nsettings: {}\n',
+        [
+            "settings: key 'kubernetes_version' given twice, on lines 11 and 12",
+            "top level: key 'settings' given twice, on lines 10 and 13",
+        ],
+    ),
+    "one key in two spellings": (
+        GOOD.replace("settings:\n  kubernetes", "settings:\n  true: 1\n  yes: 2\n  kubernetes"),
+        ["settings: key 'yes' given twice, on lines 11 and 12"],
+    ),
+    "flow mapping": (
+        GOOD + "  sysctls: {vm.max_map_count: 1, vm.max_map_count: 2}\n",
+        ["settings.sysctls: key 'vm.max_map_count' given twice, on line 12"],
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "expected"), DUPLICATES.values(), ids=DUPLICATES)
 def test_duplicate_keys_are_refused_naming_the_key_and_both_lines(tmp_path, text, expected):
     path = tmp_path / "site.yaml"
     path.write_text(text)
