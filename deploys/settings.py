@@ -180,7 +180,6 @@ _PACKAGE_REVISION = re.compile(r"[0-9]+(\.[0-9]+)*")
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 # A DNS name (wildcards allowed) or an IP address, as kubeadm takes in certSANs.
 _CERT_SAN = re.compile(r"[A-Za-z0-9*]([A-Za-z0-9.:*-]*[A-Za-z0-9])?")
-_PLUGIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 # A registry as containerd names its host directory: host[:port].
 _REGISTRY = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]+)?")
 # A registry username or password: non-empty, no control characters.
@@ -535,42 +534,40 @@ def _check_values(path: str, where: str, values: dict) -> None:
     for san in s.cert_sans:
         if not isinstance(san, str) or not _CERT_SAN.fullmatch(san):
             raise fail("cert_sans", f"{san!r} is not a DNS name or an IP address")
-    _check_scheduler(path, f"{where}: scheduler", s.scheduler)
+    _check_scheduler(path, where, s)
+    _check_containerd(path, where, s)
 
 
-def _check_scheduler(path: str, label: str, scheduler: dict) -> None:
-    """The shape of the `scheduler` setting (see Settings.scheduler)."""
+def _check_scheduler(path: str, where: str, s: Settings) -> None:
+    """The `scheduler` setting as kube-scheduler of s.kubernetes_version checks it."""
+    from deploys.kubernetes import scheduler
 
-    def fail(message: str) -> ClusterError:
-        return ClusterError(f"{path}: {label}: {message}")
+    found = scheduler.problems(s.scheduler, s.kubernetes_version)
+    if found:
+        raise ClusterError("\n".join(f"{path}: {where}: scheduler: {p}" for p in found))
 
-    _unknown(path, label, scheduler, ("percentage_of_nodes_to_score", "profiles"))
-    percentage = scheduler.get("percentage_of_nodes_to_score", 0)
-    if (
-        isinstance(percentage, bool)
-        or not isinstance(percentage, int)
-        or not 0 <= percentage <= 100
-    ):
-        raise fail(f"percentage_of_nodes_to_score: {percentage!r} is not 0..100")
-    profiles = scheduler.get("profiles", [])
-    if not isinstance(profiles, list) or not all(isinstance(p, dict) for p in profiles):
-        raise fail("profiles: expected a list of profiles")
-    for profile in profiles:
-        _unknown(path, f"{label}.profiles", profile, ("scheduler_name", "plugins", "score_weights"))
-        if not _HOSTNAME.fullmatch(str(profile.get("scheduler_name", ""))):
-            raise fail(f"profiles: scheduler_name {profile.get('scheduler_name')!r} is not a name")
-        plugins = profile.get("plugins", {})
-        if not isinstance(plugins, dict):
-            raise fail("profiles.plugins: expected {enabled: [...], disabled: [...]}")
-        _unknown(path, f"{label}.profiles.plugins", plugins, ("enabled", "disabled"))
-        for kind, names in plugins.items():
-            if not isinstance(names, list) or not all(
-                isinstance(n, str) and (_PLUGIN_NAME.fullmatch(n) or n == "*") for n in names
-            ):
-                raise fail(f"profiles.plugins.{kind}: expected a list of plugin names")
-        weights = profile.get("score_weights", {})
-        if not isinstance(weights, dict) or not all(
-            _PLUGIN_NAME.fullmatch(str(n)) and type(w) is int and 1 <= w <= 100
-            for n, w in weights.items()
-        ):
-            raise fail("profiles.score_weights: expected {PluginName: weight 1..100}")
+
+def _check_containerd(path: str, where: str, s: Settings) -> None:
+    """Refuse a containerd that cannot run s.kubernetes_version where the settings alone
+    say so (otherwise preflight decides from the version the node would install)."""
+    needed = versions.containerd_major_needed(s.kubernetes_version)
+    if needed < 2:
+        return
+    if s.containerd_source == "distro":
+        raise ClusterError(
+            f"{path}: {where}: containerd_source: 'distro' cannot run Kubernetes "
+            f"{s.kubernetes_version}, which needs containerd 2.x: the containerd package of "
+            "every supported OS release is 1.x. Set containerd_source: docker (Docker's "
+            "containerd.io 2.x), or kubernetes_version to a 1.35 release"
+        )
+    try:
+        major = versions.containerd_version(s.containerd_version)[0] if s.containerd_version else 2
+    except ValueError:
+        return
+    if major < needed:
+        raise ClusterError(
+            f"{path}: {where}: containerd_version: {s.containerd_version!r} is containerd "
+            f"{major}.x, but Kubernetes {s.kubernetes_version} needs containerd 2.x. Pin a 2.x "
+            "version of containerd.io, leave containerd_version empty (the newest), or set "
+            "kubernetes_version to a 1.35 release"
+        )

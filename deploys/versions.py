@@ -99,6 +99,17 @@ def containerd_version(text: str) -> tuple[int, int, int]:
     return major, minor, patch
 
 
+# Kubernetes from this minor needs containerd 2.x: 1.35 is the last release that supports
+# containerd 1.x (its kubelet warns about 1.x; kubernetes.io blog "Kubernetes v1.35: ..."
+# and the containerd 1.x end-of-support notice in the v1.35 release notes).
+CONTAINERD_2_FROM_MINOR = 36
+
+
+def containerd_major_needed(kubernetes_version: str) -> int:
+    """The containerd major version the kubelet of this Kubernetes release runs with."""
+    return 2 if kubernetes_minor(kubernetes_version) >= CONTAINERD_2_FROM_MINOR else 1
+
+
 def containerd_config_version(version: tuple[int, int, int]) -> int:
     """The config.toml format containerd of this version reads: version 2 for 1.6 and 1.7,
     version 3 (introduced in 2.0, plugin ids moved) for 2.x. Source: containerd's

@@ -76,3 +76,62 @@ def test_bad_containerd_settings_are_refused_by_name(settings, message):
 def test_a_refused_password_is_not_repeated():
     text = refused(registry_auth={"h.example": {"username": "a", "password": "top\nsecret"}})
     assert "secret" not in text
+
+
+@pytest.mark.parametrize(
+    ("settings", "field", "advice"),
+    [
+        (
+            {"kubernetes_version": "1.36.0"},
+            "containerd_source: 'distro'",
+            "containerd_source: docker",
+        ),
+        (
+            {"kubernetes_version": "1.37.2", "containerd_source": "distro"},
+            "containerd_source: 'distro'",
+            "kubernetes_version to a 1.35 release",
+        ),
+        (
+            {
+                "kubernetes_version": "1.36.0",
+                "containerd_source": "docker",
+                "containerd_version": "1.7.28-1",
+            },
+            "containerd_version: '1.7.28-1' is containerd 1.x",
+            "Pin a 2.x version of containerd.io",
+        ),
+    ],
+)
+def test_containerd_1_with_kubernetes_1_36_is_refused(settings, field, advice):
+    refusal = refused(**settings)
+    assert refusal.startswith(f"site.yaml: settings: {field}")
+    assert "needs containerd 2.x" in refusal
+    assert advice in refusal
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"kubernetes_version": "1.35.9"},
+        {"kubernetes_version": "1.36.0", "containerd_source": "docker"},
+        {
+            "kubernetes_version": "1.36.0",
+            "containerd_source": "docker",
+            "containerd_version": "2.1.4-1",
+        },
+    ],
+)
+def test_containerd_that_can_run_the_kubernetes_version_is_taken(settings):
+    parse_cluster(cluster(**settings), "site.yaml")
+
+
+def test_containerd_of_a_host_is_checked_with_that_hosts_settings():
+    doc = cluster(kubernetes_version="1.36.0", containerd_source="docker")
+    doc["hosts"][0]["settings"] = {"containerd_source": "distro"}
+    assert refused_doc(doc).startswith("site.yaml: host 'cp1': containerd_source: 'distro'")
+
+
+def refused_doc(doc) -> str:
+    with pytest.raises(ClusterError) as exc:
+        parse_cluster(doc, "site.yaml")
+    return str(exc.value)

@@ -255,7 +255,10 @@ SCHEDULER = {
     "profiles": [
         {
             "scheduler_name": "default-scheduler",
-            "plugins": {"enabled": ["NodeResourcesBalancedAllocation"], "disabled": ["*"]},
+            "plugins": {
+                "enabled": ["PrioritySort", "DefaultBinder", "NodeResourcesFit", "ImageLocality"],
+                "disabled": ["*"],
+            },
             "score_weights": {"NodeResourcesFit": 3, "ImageLocality": 1},
         },
         {"scheduler_name": "spread", "plugins": {"disabled": ["ImageLocality"]}},
@@ -288,6 +291,8 @@ def context(node: str, version: str = "1.35.9", **overrides) -> NodeContext:
             "settings": {
                 "kubernetes_version": version,
                 "control_plane_endpoint": "10.0.0.10:6443",
+                # 1.36 and later need containerd 2.x, which only Docker's repository offers
+                "containerd_source": "docker",
                 **overrides,
             },
         }
@@ -540,7 +545,12 @@ def test_scheduler_configuration():
             "schedulerName": "default-scheduler",
             "plugins": {
                 "multiPoint": {
-                    "enabled": [{"name": "NodeResourcesBalancedAllocation"}],
+                    "enabled": [
+                        {"name": "PrioritySort"},
+                        {"name": "DefaultBinder"},
+                        {"name": "NodeResourcesFit"},
+                        {"name": "ImageLocality"},
+                    ],
                     "disabled": [{"name": "*"}],
                 },
                 "score": {

@@ -295,7 +295,15 @@ def with_settings(**values):
                 "profiles": [
                     {
                         "scheduler_name": "default-scheduler",
-                        "plugins": {"enabled": ["ImageLocality"], "disabled": ["*"]},
+                        "plugins": {
+                            "enabled": [
+                                "PrioritySort",
+                                "DefaultBinder",
+                                "ImageLocality",
+                                "NodeResourcesFit",
+                            ],
+                            "disabled": ["*"],
+                        },
                         "score_weights": {"NodeResourcesFit": 100},
                     }
                 ]
