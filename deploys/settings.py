@@ -548,26 +548,20 @@ def _check_scheduler(path: str, where: str, s: Settings) -> None:
 
 
 def _check_containerd(path: str, where: str, s: Settings) -> None:
-    """Refuse a containerd that cannot run s.kubernetes_version where the settings alone
-    say so (otherwise preflight decides from the version the node would install)."""
+    """Refuse a pinned containerd that cannot run s.kubernetes_version. Unpinned, the
+    version depends on the node's release and repository (Ubuntu 22.04 and 24.04 ship
+    containerd 2.x, Ubuntu 20.04 and Debian 1.x): preflight decides from what apt offers."""
     needed = versions.containerd_major_needed(s.kubernetes_version)
-    if needed < 2:
+    if needed < 2 or not s.containerd_version:
         return
-    if s.containerd_source == "distro":
-        raise ClusterError(
-            f"{path}: {where}: containerd_source: 'distro' cannot run Kubernetes "
-            f"{s.kubernetes_version}, which needs containerd 2.x: the containerd package of "
-            "every supported OS release is 1.x. Set containerd_source: docker (Docker's "
-            "containerd.io 2.x), or kubernetes_version to a 1.35 release"
-        )
     try:
-        major = versions.containerd_version(s.containerd_version)[0] if s.containerd_version else 2
+        major = versions.containerd_version(s.containerd_version)[0]
     except ValueError:
         return
     if major < needed:
         raise ClusterError(
             f"{path}: {where}: containerd_version: {s.containerd_version!r} is containerd "
             f"{major}.x, but Kubernetes {s.kubernetes_version} needs containerd 2.x. Pin a 2.x "
-            "version of containerd.io, leave containerd_version empty (the newest), or set "
-            "kubernetes_version to a 1.35 release"
+            f"version of {'containerd.io' if s.containerd_source == 'docker' else 'containerd'}, "
+            "or set kubernetes_version to a 1.35 release"
         )

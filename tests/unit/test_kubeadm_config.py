@@ -291,8 +291,6 @@ def context(node: str, version: str = "1.35.9", **overrides) -> NodeContext:
             "settings": {
                 "kubernetes_version": version,
                 "control_plane_endpoint": "10.0.0.10:6443",
-                # 1.36 and later need containerd 2.x, which only Docker's repository offers
-                "containerd_source": "docker",
                 **overrides,
             },
         }

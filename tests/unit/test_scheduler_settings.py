@@ -13,8 +13,6 @@ HOSTS = [{"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]}]
 def check(value, version="1.35.9"):
     """The cluster file check of a `scheduler` setting; its refusal text, or ""."""
     doc = {"hosts": HOSTS, "settings": {"kubernetes_version": version, "scheduler": value}}
-    if versions.kubernetes_minor(version) >= 36:
-        doc["settings"]["containerd_source"] = "docker"
     try:
         parse_cluster(doc, "site.yaml")
     except ClusterError as exc:
