@@ -55,6 +55,10 @@ def _port(first: int, protocol: str, last: int | None = None) -> PortRange:
     return PortRange(first, first if last is None else last, protocol)
 
 
+# NodePort services: kube-proxy forwards them; no process listens on them.
+NODE_PORTS = _port(30000, "tcp", 32767)
+
+
 def firewall_ports(node: Node, settings: Settings) -> tuple[PortRange, ...]:
     """The ports this node serves, sorted, without duplicates."""
     ports = {_port(10250, "tcp")}  # kubelet API, on every node
@@ -68,7 +72,7 @@ def firewall_ports(node: Node, settings: Settings) -> tuple[PortRange, ...]:
     if node.is_worker:
         ports |= {
             _port(10256, "tcp"),  # kube-proxy health check
-            _port(30000, "tcp", 32767),  # NodePort services
+            NODE_PORTS,
         }
     if settings.flannel_backend == "vxlan":
         ports.add(_port(8472, "udp"))

@@ -10,9 +10,12 @@ Nothing connects anywhere. Hosts are test doubles:
   changes once the deploy has run). Keys are the fact's name and its arguments as pyinfra
   passes them, e.g. `server.LinuxDistribution`, `files.File(path=/etc/fstab)`, or
   `deploys.facts.containerd.ContainerdVersion` for the project's own facts (names below
-  `pyinfra.facts.` are written short). Tests can override any key with `facts=` (all
-  hosts) or `host_facts={host: {...}}`. A fact with no recorded value returns the fact's
-  own default() and is listed in `Run.missing_facts` so tests can insist on full fixtures.
+  `pyinfra.facts.` are written short). A fixture's `hosts:` section holds what differs per
+  machine of the default cluster (`hosts: {w1: {fact: {key: value}}}`, merged over the
+  recorded mapping), e.g. each machine's own /etc/machine-id. Tests can override any key
+  with `facts=` (all hosts) or `host_facts={host: {...}}`. A fact with no recorded value
+  returns the fact's own default() and is listed in `Run.missing_facts` so tests can
+  insist on full fixtures.
 - Shell commands "run" by the simulated execution, and `host.run_shell_command` calls
   made by `python.call` functions, are answered by `responses=`: a list of
   `(regex, exit_code, stdout)` matched against the command text, first match wins;
@@ -146,6 +149,24 @@ def load_facts(os_release: str, converged: bool = False) -> dict[str, Any]:
     # Every file's `converged:` replaces, fact by fact, what all files record as `fresh:`
     # (so no file's fresh value can hide another file's converged one).
     return {**section("fresh"), **(section("converged") if converged else {})}
+
+
+def load_host_facts(os_release: str) -> dict[str, dict[str, Any]]:
+    """What the fixtures record per host (`hosts: {host: {fact: value}}`): the machine's own
+    values, e.g. its /etc/machine-id; a mapping is merged over the recorded one."""
+    per_host: dict[str, dict[str, Any]] = {}
+    for path in sorted((FACTS_DIR / os_release).glob("*.yaml")):
+        for host, facts in ((yaml.safe_load(path.read_text()) or {}).get("hosts") or {}).items():
+            per_host.setdefault(host, {}).update(facts)
+    return per_host
+
+
+def _merged(recorded: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(recorded)
+    for key, value in own.items():
+        base = recorded.get(key)
+        merged[key] = {**base, **value} if isinstance(base, dict) else value
+    return merged
 
 
 def fact_key(fact_cls: type[FactBase], args, kwargs) -> str:
@@ -366,10 +387,12 @@ def run(
     cluster = _cluster(cluster)
     responses = list(responses or [])
 
+    own = load_host_facts(os)
+
     def facts_source(recorded: dict[str, Any], extra: dict[str, dict[str, Any]]):
         def facts_for(host: str) -> dict[str, Any]:
             return {
-                **recorded,
+                **_merged(recorded, own.get(host, {})),
                 **extra.get(host, {}),
                 **(facts or {}),
                 **(host_facts or {}).get(host, {}),

@@ -3,19 +3,25 @@
 import pytest
 from pyinfra.api import deploy
 
+from deploys.preflight import check_cluster
 from deploys.runtime.containerd import converge_containerd
 from deploys.system import prepare_system
 from tests.deploy import harness
 from tests.deploy.test_system import converged_hosts
 
 # Debian 11's own containerd (1.4) is too old; such sites use Docker's containerd.io.
-SETTINGS = {"debian-11": {"containerd_source": "docker"}}
+# Ubuntu 20.04 boots with cgroup v1, which the kubelet refuses from 1.35: such sites pin 1.34.
+SETTINGS = {
+    "debian-11": {"containerd_source": "docker"},
+    "ubuntu-20.04": {"kubernetes_version": "1.34.2"},
+}
 HOSTS = ("cp1", "w1", "w2")
 
 
 @deploy("Node")
 def node():
     """The body of deploys/node.py (the entry file itself runs at import)."""
+    check_cluster()
     prepare_system()
     converge_containerd()
 
@@ -28,7 +34,7 @@ def cluster(os_release):
 def test_the_entry_file_composes_exactly_these_deploys():
     source = (harness.FACTS_DIR.parents[2] / "deploys" / "node.py").read_text()
     calls = [line for line in source.splitlines() if line.endswith("()")]
-    assert calls == ["prepare_system()", "converge_containerd()"]
+    assert calls == ["check_cluster()", "prepare_system()", "converge_containerd()"]
 
 
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)

@@ -1,0 +1,144 @@
+"""What preflight checks on a node before any change, read in one round trip.
+
+`PreflightState` gathers with a single remote command: the OS release, container or not,
+the cgroup hierarchy, CPUs and memory, the machine's identities (/etc/machine-id,
+product_uuid, the MAC addresses of its hardware interfaces), whether the node is in a
+cluster already (/etc/kubernetes/kubelet.conf), the TCP and UDP ports something listens on,
+and the installed and candidate versions of the containerd packages. Read from /proc and
+/sys where it can, so it needs nothing the deploy installs (no ss, no iproute2). Fixture
+tests: tests/unit/test_preflight_facts.py.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+CONTAINERD_PACKAGES = ("containerd", "containerd.io")
+KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+# /proc/net files: (protocol, socket state that means "listening": TCP_LISTEN 0A, and 07
+# for UDP, which has no listen state: an unconnected bound socket).
+_SOCKETS = (
+    ("tcp", "tcp", "0A"),
+    ("tcp6", "tcp", "0A"),
+    ("udp", "udp", "07"),
+    ("udp6", "udp", "07"),
+)
+
+_SCRIPT = "\n".join(
+    (
+        "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
+        'echo "release ${ID:-} ${VERSION_ID:-}"',
+        'echo "container $(systemd-detect-virt --container 2>/dev/null || true)"',
+        'echo "cgroup $(stat -fc %T /sys/fs/cgroup 2>/dev/null)"',
+        'echo "cpus $(nproc 2>/dev/null)"',
+        'awk \'$1 == "MemTotal:" {print "memory", $2}\' /proc/meminfo 2>/dev/null',
+        'echo "machine-id $(cat /etc/machine-id 2>/dev/null)"',
+        'echo "product-uuid $(cat /sys/class/dmi/id/product_uuid 2>/dev/null)"',
+        # Interfaces backed by a device: software ones (bridges, veth, vxlan, cni0) live
+        # under /sys/devices/virtual and may repeat a device's MAC on purpose.
+        'for i in /sys/class/net/*; do case $(readlink -f "$i") in */virtual/*) ;;'
+        ' *) echo "mac ${i##*/} $(cat "$i/address" 2>/dev/null)" ;; esac; done',
+        f'if [ -e {KUBELET_CONF} ]; then echo "joined yes"; fi',
+        *(
+            f'[ -r /proc/net/{name} ] && awk \'NR > 1 && $4 == "{state}"'
+            f' {{split($2, a, ":"); print "listen {protocol}", a[2]}}\' /proc/net/{name}'
+            for name, protocol, state in _SOCKETS
+        ),
+        f"LC_ALL=C apt-cache policy {' '.join(CONTAINERD_PACKAGES)} 2>/dev/null"
+        ' | awk \'/^[^ ]/ {p = $1} $1 == "Installed:" || $1 == "Candidate:"'
+        ' {print "apt", p, $1, $2}\'',
+        "true",
+    )
+)
+
+
+def _empty() -> dict:
+    return {
+        "release": {"id": "", "version": ""},
+        "container": "none",
+        "cgroup": "",
+        "cpus": 0,
+        "memory_mib": 0,
+        "machine_id": "",
+        "product_uuid": "",
+        "macs": {},
+        "joined": False,
+        "listening": [],
+        "containerd": {},
+    }
+
+
+class PreflightState(FactBase):
+    """
+    Returns what preflight checks on the node:
+
+    .. code:: python
+
+        {
+            "release": {"id": "ubuntu", "version": "24.04"},
+            "container": "none",           # or systemd-nspawn, lxc, docker, ...
+            "cgroup": "cgroup2fs",         # /sys/fs/cgroup's type: cgroup2fs is cgroup v2
+            "cpus": 2,                      # usable CPUs (nproc)
+            "memory_mib": 3916,             # MemTotal
+            "machine_id": "0e1b...",        # /etc/machine-id; "" if absent
+            "product_uuid": "4c4c...",      # "" where unreadable
+            "macs": {"ens3": "52:54:00:12:34:56"},   # interfaces backed by a device
+            "joined": False,                # /etc/kubernetes/kubelet.conf exists
+            "listening": ["22/tcp", "68/udp"],       # sorted, without duplicates
+            "containerd": {"containerd": {"installed": "", "candidate": "1.7.24-0ubuntu1"}},
+        }
+    """
+
+    default = staticmethod(_empty)
+
+    def command(self) -> str:
+        return _SCRIPT
+
+    def process(self, output) -> dict:
+        state = _empty()
+        listening: set[tuple[int, str]] = set()
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            rest = rest.strip()
+            if kind == "release":
+                release_id, _, version = rest.partition(" ")
+                state["release"] = {"id": release_id, "version": version.strip()}
+            elif kind == "container" and rest:
+                state["container"] = rest
+            elif kind == "cgroup":
+                state["cgroup"] = rest
+            elif kind == "cpus" and rest.isdigit():
+                state["cpus"] = int(rest)
+            elif kind == "memory" and rest.isdigit():
+                state["memory_mib"] = int(rest) // 1024
+            elif kind == "machine-id":
+                state["machine_id"] = rest
+            elif kind == "product-uuid":
+                state["product_uuid"] = rest.lower()
+            elif kind == "mac":
+                name, _, address = rest.partition(" ")
+                if address.strip():
+                    state["macs"][name] = address.strip().lower()
+            elif kind == "joined":
+                state["joined"] = rest == "yes"
+            elif kind == "listen":
+                protocol, _, port = rest.partition(" ")
+                try:
+                    listening.add((int(port, 16), protocol))
+                except ValueError:
+                    continue
+            elif kind == "apt":
+                _apt(state["containerd"], rest.split())
+        state["listening"] = [f"{port}/{protocol}" for port, protocol in sorted(listening)]
+        return state
+
+
+def _apt(packages: dict, words: list[str]) -> None:
+    """`containerd: Installed: (none)` from apt-cache policy: the package's installed or
+    candidate version ("" for none)."""
+    if len(words) != 3 or words[0].rstrip(":") not in CONTAINERD_PACKAGES:
+        return
+    package, field, version = words[0].rstrip(":"), words[1].rstrip(":").lower(), words[2]
+    if field in ("installed", "candidate"):
+        entry = packages.setdefault(package, {"installed": "", "candidate": ""})
+        entry[field] = "" if version == "(none)" else version
