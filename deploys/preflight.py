@@ -205,9 +205,10 @@ def check_cluster() -> None:
 def _gather(state) -> list[str]:
     from deploys.inventory import cluster_nodes
 
-    active = {h.name: h for h in state.inventory.get_active_hosts()}
-    nodes = [n for n in cluster_nodes(state.inventory) if n.name in active]
-    hosts = [active[n.name] for n in nodes]
+    active = set(state.inventory.get_active_hosts())
+    hosts = [h for h in state.inventory.get_group("k8s_cluster") if h in active]
+    by_name = {node.name: node for node in cluster_nodes(state.inventory)}
+    nodes = [by_name[h.data.node_name] for h in hosts]
     reads = [gevent.spawn(h.get_fact, PreflightState) for h in hosts]
     gevent.joinall(reads, raise_error=True)
     return problems(

@@ -2,6 +2,10 @@
 is changed; and, as the pyinfra CLI plans hosts (in parallel greenlets), read once per run."""
 
 import copy
+import socket
+import subprocess
+import sys
+from pathlib import Path
 from unittest import mock
 
 import gevent
@@ -14,6 +18,7 @@ from deploys.facts.preflight import PreflightState
 from deploys.preflight import PreflightRefused, check_cluster
 from tests.deploy import harness
 
+ROOT = Path(__file__).resolve().parents[2]
 FACT = "deploys.facts.preflight.PreflightState"
 HOSTS = ("cp1", "w1", "w2")
 
@@ -328,3 +333,43 @@ def parse(doc):
     from deploys.settings import parse_cluster
 
     return parse_cluster(doc, "<test cluster>")
+
+
+def test_the_real_pyinfra_command_stops_before_any_operation(tmp_path):
+    """`pyinfra` itself, on this machine (@local, --dry so that nothing could run anyway),
+    with the API port taken by a socket this test holds: preflight stops the run while
+    pyinfra prepares, before any other fact or operation, with the report and no traceback."""
+    listener = socket.socket()
+    listener.bind(("0.0.0.0", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    inventory = tmp_path / "inventory.py"
+    data = {
+        "node_name": "cp1",
+        "address": "127.0.0.1",
+        "roles": ["control_plane"],
+        "api_port": port,
+        "kubernetes_version": "1.34.2",
+    }
+    inventory.write_text(
+        f"k8s_cluster = [('@local', {data!r})]\nkube_control_plane = ['@local']\nkube_node = []\n"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pyinfra", "--dry", "-v", str(inventory), "deploys/node.py"],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        listener.close()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "; no host was changed:" in output
+    assert f"  - host 'cp1': port {port}/tcp already in use" in output
+    assert "Traceback" not in output
+    # the preflight fact is the only one read: nothing else was planned
+    assert output.count("Loaded fact") == 1, output
+    assert "Loaded fact deploys.facts.preflight.PreflightState" in output
