@@ -39,7 +39,8 @@ class Settings:
     # containerd package (1.36 and later need containerd 2.x); upstream patches it until
     # 2027-02-28 (1.34 reached end of life on 2026-10-27); kubeadm config API v1beta4.
     # From 1.35 the kubelet refuses cgroup v1 hosts: Ubuntu 20.04 needs booting with
-    # systemd.unified_cgroup_hierarchy=1 (kubeadm's preflight says so) or 1.34.
+    # systemd.unified_cgroup_hierarchy=1 or 1.34. Preflight refuses both mismatches
+    # before any change.
     kubernetes_version: str = "1.35.9"
     # Build revision of the pkgs.k8s.io packages: the pinned apt version is
     # <kubernetes_version>-<revision>, e.g. 1.35.9-1.1; a rebuilt release can carry another
@@ -77,7 +78,10 @@ class Settings:
     container_log_max_files: int = 5
     # Optional KubeSchedulerConfiguration: {percentage_of_nodes_to_score: int,
     # profiles: [{scheduler_name, plugins: {enabled: [...], disabled: [...]},
-    # score_weights: {PluginName: weight}}]}. Empty: kube-scheduler defaults.
+    # score_weights: {PluginName: weight}}]}. Empty: kube-scheduler defaults. Checked as
+    # kube-scheduler of kubernetes_version checks it: that release's plugins, weights 1..100
+    # only on enabled plugins that score, unique profile names, a single profile named
+    # default-scheduler, PrioritySort and DefaultBinder kept.
     scheduler: dict = field(default_factory=dict)
     # Non-root user on control planes that also gets ~/.kube/config; empty: root only.
     admin_user: str = ""
@@ -91,6 +95,9 @@ class Settings:
     containerd_source: str = "distro"
     # Exact apt version of the containerd package to pin; empty takes the version the
     # chosen repository offers for this OS release (then held, never upgraded silently).
+    # Kubernetes 1.36 and later need 2.x: a pinned 1.x is refused; unpinned, preflight
+    # refuses a node whose package would be 1.x (Ubuntu 22.04/24.04 ship 2.x, Ubuntu 20.04
+    # and Debian 1.x).
     containerd_version: str = ""
     # Base of Docker's apt repository; "/ubuntu" or "/debian" is appended.
     # Mirror: e.g. https://mirrors.aliyun.com/docker-ce/linux
