@@ -16,6 +16,7 @@ from pyinfra_cli.util import load_deploy_file
 
 from deploys.facts.preflight import PreflightState
 from deploys.preflight import PreflightRefused, check_cluster
+from deploys.settings import parse_cluster
 from tests.deploy import harness
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,19 +79,18 @@ def test_recorded_fresh_machines_pass_with_one_fact_each(os_release):
 # --- cgroup v2 from Kubernetes 1.35 ----------------------------------------------------
 
 
-@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
-def test_kubernetes_1_35_needs_cgroup_v2(os_release):
-    settings = {
-        "kubernetes_version": "1.35.9",
-        **({"containerd_source": "docker"} if os_release == "debian-11" else {}),
-    }
-    if os_release != "ubuntu-20.04":
-        passes(os_release, settings)
-        return
-    message = refusal(os_release, settings)
+CGROUP_V2_RELEASES = [r for r in harness.OS_RELEASES if r != "ubuntu-20.04"]
+
+
+@pytest.mark.parametrize("os_release", CGROUP_V2_RELEASES)
+def test_kubernetes_1_35_runs_on_releases_that_boot_with_cgroup_v2(os_release):
+    passes(os_release, {**NEEDS.get(os_release, {}), "kubernetes_version": "1.35.9"})
+
+
+def test_kubernetes_1_35_on_cgroup_v1_is_refused_with_both_ways_out():
+    message = refusal("ubuntu-20.04", {"kubernetes_version": "1.35.9"})
     for host in HOSTS:
         assert f"host {host!r}: cgroup v1 (/sys/fs/cgroup is tmpfs)" in message
-    # both ways out
     assert "systemd.unified_cgroup_hierarchy=1" in message
     assert "set kubernetes_version to a 1.34 release" in message
 
@@ -243,20 +243,25 @@ def test_the_api_port_setting_is_the_port_checked():
 # --- containerd the Kubernetes version can run -----------------------------------------
 
 
-@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
-def test_kubernetes_1_36_needs_a_containerd_2_from_the_distribution(os_release):
-    settings = {"kubernetes_version": "1.36.0"}
+# The candidate of each release's own containerd package (tests/deploy/facts/*/preflight.yaml).
+DISTRO_CONTAINERD_2 = ("ubuntu-22.04", "ubuntu-24.04")
+DISTRO_CONTAINERD_1 = [r for r in harness.OS_RELEASES if r not in DISTRO_CONTAINERD_2]
+
+
+@pytest.mark.parametrize("os_release", DISTRO_CONTAINERD_2)
+def test_kubernetes_1_36_with_the_distributions_containerd_2_passes(os_release):
+    passes(os_release, {"kubernetes_version": "1.36.0"})
+
+
+@pytest.mark.parametrize("os_release", DISTRO_CONTAINERD_1)
+def test_kubernetes_1_36_with_the_distributions_containerd_1_is_refused(os_release):
     candidate = recorded(os_release)["containerd"]["containerd"]["candidate"]
-    if candidate.startswith("2."):  # Ubuntu 22.04 and 24.04 ship 2.2
-        passes(os_release, settings)
-        return
-    message = refusal(os_release, settings)
-    assert (
-        f"host 'cp1': containerd: containerd {candidate} (candidate) is containerd 1.x" in message
+    message = refusal(os_release, {"kubernetes_version": "1.36.0"})
+    assert f"host 'cp1': containerd: containerd {candidate} (candidate) is containerd 1.x" in (
+        message
     )
-    assert (
-        "Set containerd_version to a 2.x version of containerd (containerd_source: distro)"
-        in message
+    assert "Set containerd_version to a 2.x version of containerd (containerd_source: distro)" in (
+        message
     )
     assert "or kubernetes_version to a 1.35 release" in message
 
@@ -303,36 +308,27 @@ def test_every_problem_on_every_host_in_one_report():
 def test_as_the_cli_plans_hosts_in_parallel_facts_are_read_once_and_nothing_is_planned():
     """The pyinfra CLI loads the entry file once per host, each in its own greenlet; the
     fact reads yield (as SSH does), so the greenlets interleave."""
-    doc = cluster()
-    state = harness._state(parse(doc))
-    facts = {
-        host: with_fact(w2={"machine_id": recorded(host="w1")["machine_id"]}).get(host)
-        for host in HOSTS
-    }
+    state = harness._state(parse_cluster(cluster(), "<test cluster>"))
+    facts = {host: recorded(host=host) for host in HOSTS}
+    facts["w2"]["machine_id"] = facts["w1"]["machine_id"]
     reads = []
 
     def get_fact(state_, host, cls, args=None, kwargs=None, **_):
         assert cls is PreflightState
         reads.append(host.name)
         gevent.sleep(0.01)
-        return (facts[host.name] or {FACT: recorded(host=host.name)})[FACT]
+        return facts[host.name]
 
     state.set_stage(StateStage.Prepare)
     with (
         mock.patch("pyinfra.api.host.get_fact", get_fact),
         mock.patch("pyinfra.api.facts.get_fact", get_fact),
         ctx_state.use(state),
-        pytest.raises(PreflightRefused, match="the same /etc/machine-id"),
+        pytest.raises(PreflightRefused, match="hosts 'w1', 'w2': the same /etc/machine-id"),
     ):
-        load_deploy_file(state, str(harness.FACTS_DIR.parents[2] / "deploys" / "node.py"))
+        load_deploy_file(state, str(ROOT / "deploys" / "node.py"))
     assert sorted(reads) == sorted(HOSTS)
     assert all(not state.ops[host] for host in state.inventory)
-
-
-def parse(doc):
-    from deploys.settings import parse_cluster
-
-    return parse_cluster(doc, "<test cluster>")
 
 
 def test_the_real_pyinfra_command_stops_before_any_operation(tmp_path):
