@@ -13,6 +13,7 @@ Checks:
 - the OS release is one this project supports;
 - cgroup v2 from Kubernetes 1.35 (whose kubelet refuses cgroup v1, while kubeadm's own
   preflight only warns: `kubeadm init` and joins then time out);
+- a kernel kube-proxy's nftables mode runs on (5.13), where that mode is chosen;
 - CPUs and memory: kubeadm's minimums on control planes, a useful minimum on workers;
 - /etc/machine-id, MAC addresses of hardware interfaces, and product_uuid where it is the
   machine's own (not in containers, which show their host's) are unique across the nodes:
@@ -39,6 +40,7 @@ from deploys.facts.preflight import PreflightState
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings, from_host_data
 from deploys.system.firewall import NODE_PORTS, firewall_ports
+from deploys.system.kernel import nftables_kernel_refusal
 
 # kubeadm's preflight minimums for a control plane: NumCPU (2) and Mem (1700 MiB of
 # MemTotal), cmd/kubeadm/app/constants ControlPlaneNumCPU and ControlPlaneMem.
@@ -84,6 +86,9 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
             "GRUB_CMDLINE_LINUX in /etc/default/grub, run update-grub and reboot), or set "
             "kubernetes_version to a 1.34 release"
         )
+    if settings.kube_proxy_mode == "nftables":
+        refusal = nftables_kernel_refusal(label, facts["kernel"])
+        found += [refusal] if refusal else []
     role, (cpus, memory) = (
         ("control plane", CONTROL_PLANE_MINIMUM)
         if node.is_control_plane

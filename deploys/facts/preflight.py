@@ -1,12 +1,12 @@
 """What preflight checks on a node before any change, read in one round trip.
 
 `PreflightState` gathers with a single remote command: the OS release, container or not,
-the cgroup hierarchy, CPUs and memory, the machine's identities (/etc/machine-id,
-product_uuid, the MAC addresses of its hardware interfaces), whether the node is in a
-cluster already (/etc/kubernetes/kubelet.conf), the TCP and UDP ports something listens on,
-and the installed and candidate versions of the containerd packages. Read from /proc and
-/sys where it can, so it needs nothing the deploy installs (no ss, no iproute2). Fixture
-tests: tests/unit/test_preflight_facts.py.
+the kernel release, the cgroup hierarchy, CPUs and memory, the machine's identities
+(/etc/machine-id, product_uuid, the MAC addresses of its hardware interfaces), whether the
+node is in a cluster already (/etc/kubernetes/kubelet.conf), the TCP and UDP ports
+something listens on, and the installed and candidate versions of the containerd
+packages. Read from /proc and /sys where it can, so it needs nothing the deploy installs
+(no ss, no iproute2). Fixture tests: tests/unit/facts/test_preflight_facts.py.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ _SCRIPT = "\n".join(
         "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
         'echo "release ${ID:-} ${VERSION_ID:-}"',
         'echo "container $(systemd-detect-virt --container 2>/dev/null || true)"',
+        'echo "kernel $(uname -r)"',
         'echo "cgroup $(stat -fc %T /sys/fs/cgroup 2>/dev/null)"',
         'echo "cpus $(nproc 2>/dev/null)"',
         'awk \'$1 == "MemTotal:" {print "memory", $2}\' /proc/meminfo 2>/dev/null',
@@ -56,6 +57,7 @@ def _empty() -> dict:
     return {
         "release": {"id": "", "version": ""},
         "container": "none",
+        "kernel": "",
         "cgroup": "",
         "cpus": 0,
         "memory_mib": 0,
@@ -77,6 +79,7 @@ class PreflightState(FactBase):
         {
             "release": {"id": "ubuntu", "version": "24.04"},
             "container": "none",           # or systemd-nspawn, lxc, docker, ...
+            "kernel": "6.8.0-85-generic",   # uname -r
             "cgroup": "cgroup2fs",         # /sys/fs/cgroup's type: cgroup2fs is cgroup v2
             "cpus": 2,                      # usable CPUs (nproc)
             "memory_mib": 3916,             # MemTotal
@@ -105,6 +108,8 @@ class PreflightState(FactBase):
                 state["release"] = {"id": release_id, "version": version.strip()}
             elif kind == "container" and rest:
                 state["container"] = rest
+            elif kind == "kernel":
+                state["kernel"] = rest
             elif kind == "cgroup":
                 state["cgroup"] = rest
             elif kind == "cpus" and rest.isdigit():

@@ -10,8 +10,8 @@ container) sees no failed modprobe.
 kube-proxy in nftables mode needs no module listed: the kernel loads nf_tables when
 kube-proxy creates its table. It refuses to start on a kernel older than 5.13
 (kubernetes pkg/proxy/nftables: "kube-proxy in nftables mode requires kernel 5.13 or
-later"), which Ubuntu 20.04 (5.4) and Debian 11 (5.10) boot by default: such a node is
-refused before the run changes anything.
+later"), which Ubuntu 20.04 (5.4) and Debian 11 (5.10) boot by default: preflight
+(deploys/preflight.py) refuses such a node before the run changes anything.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import re
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import OperationError, QuoteString, StringCommand, deploy, operation
-from pyinfra.facts.server import KernelVersion
+from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import files
 
 from deploys.context import NodeContext
@@ -75,10 +74,6 @@ def modules_loaded(modules: tuple[str, ...], loaded: list[str]):
 
 @deploy("Kernel modules")
 def load_kernel_modules(ctx: NodeContext, current: dict):
-    if ctx.settings.kube_proxy_mode == "nftables":
-        refusal = nftables_kernel_refusal(ctx.node.name, host.get_fact(KernelVersion))
-        if refusal:
-            raise OperationError(refusal)
     files.put(
         name="kernel: write modules-load.d/k8s.conf",
         src=StringIO(modules_file(ctx.settings)),

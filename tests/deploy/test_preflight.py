@@ -369,3 +369,35 @@ def test_the_real_pyinfra_command_stops_before_any_operation(tmp_path):
     # the preflight fact is the only one read: nothing else was planned
     assert output.count("Loaded fact") == 1, output
     assert "Loaded fact deploys.facts.preflight.PreflightState" in output
+
+
+# --- kube-proxy's nftables mode needs kernel 5.13 ----------------------------------------
+
+NFTABLES = {"kube_proxy_mode": "nftables"}
+OLD_KERNELS = ("ubuntu-20.04", "debian-11")
+
+
+@pytest.mark.parametrize("os_release", OLD_KERNELS)
+def test_nftables_mode_refuses_a_stock_kernel_older_than_5_13(os_release):
+    kernel = recorded(os_release)["kernel"]
+    message = refusal(os_release, {**NEEDS[os_release], **NFTABLES})
+    for host in HOSTS:
+        assert (
+            f"host {host!r} runs kernel {kernel}, and kube-proxy in nftables mode needs 5.13"
+            in (message)
+        )
+    assert "kube_proxy_mode to 'iptables'" in message
+
+
+@pytest.mark.parametrize("os_release", [r for r in harness.OS_RELEASES if r not in OLD_KERNELS])
+def test_nftables_mode_runs_on_the_stock_kernel_of_newer_releases(os_release):
+    passes(os_release, NFTABLES)
+
+
+def test_nftables_mode_takes_an_old_release_with_a_newer_kernel():
+    """Ubuntu 20.04 with its HWE kernel (5.15) runs kube-proxy in nftables mode."""
+    passes(
+        "ubuntu-20.04",
+        {**NEEDS["ubuntu-20.04"], **NFTABLES},
+        **{host: {"kernel": "5.15.0-139-generic"} for host in HOSTS},
+    )

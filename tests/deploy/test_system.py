@@ -6,7 +6,6 @@ import copy
 import functools
 
 import pytest
-from pyinfra.api import OperationError
 
 from deploys.system import prepare_system
 from tests.deploy import harness
@@ -616,47 +615,15 @@ def test_timesyncd_choice_keeps_timesyncd():
 
 # --- kube-proxy in nftables mode ----------------------------------------------------------
 
-# `uname -r` of the kernel series each release boots by default (not recorded from a host).
-STOCK_KERNELS = {
-    "ubuntu-20.04": "5.4.0-216-generic",
-    "ubuntu-22.04": "5.15.0-153-generic",
-    "ubuntu-24.04": "6.8.0-85-generic",
-    "debian-11": "5.10.0-35-amd64",
-    "debian-12": "6.1.0-40-amd64",
-    "debian-13": "6.12.48+deb13-amd64",
-}
+# A node's kernel release is checked by preflight (tests/deploy/test_preflight.py).
 NFTABLES_CLUSTER = {**harness.DEFAULT_CLUSTER, "settings": {"kube_proxy_mode": "nftables"}}
 
 
-def nftables_run(os_release: str, kernel: str | None = None):
-    return harness.run(
-        prepare_system,
-        os=os_release,
-        cluster=NFTABLES_CLUSTER,
-        facts={"server.KernelVersion": kernel or STOCK_KERNELS[os_release]},
-    )
-
-
-@pytest.mark.parametrize("os_release", [r for r in harness.OS_RELEASES if r not in OLD])
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 def test_nftables_mode_installs_nft_to_inspect_kube_proxys_rules(os_release):
-    run = nftables_run(os_release)
+    run = harness.run(prepare_system, os=os_release, cluster=NFTABLES_CLUSTER)
     assert "nftables" in install_command(run)
     assert not any(run.failed(host) for host in ("cp1", "w1", "w2"))
-    assert "server.KernelVersion" in run.reads["cp1"]
-
-
-@pytest.mark.parametrize("os_release", OLD)
-def test_nftables_mode_refuses_a_stock_kernel_older_than_5_13(os_release):
-    kernel = STOCK_KERNELS[os_release]
-    with pytest.raises(OperationError, match=rf"cp1 runs kernel {kernel}, .* needs 5\.13") as exc:
-        nftables_run(os_release)
-    assert "kube_proxy_mode to 'iptables'" in str(exc.value)
-
-
-def test_nftables_mode_takes_an_old_release_with_a_newer_kernel():
-    """Ubuntu 20.04 with its HWE kernel (5.15) runs kube-proxy in nftables mode."""
-    run = nftables_run("ubuntu-20.04", kernel="5.15.0-139-generic")
-    assert "nftables" in install_command(run)
 
 
 def test_other_modes_read_no_kernel_release_and_install_no_nft(fresh):
