@@ -37,6 +37,7 @@ from pyinfra.context import ctx_state
 
 from deploys import versions
 from deploys.facts.preflight import PreflightState
+from deploys.inventory import cluster_nodes
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings, from_host_data
 from deploys.system.firewall import NODE_PORTS, firewall_ports
@@ -45,8 +46,9 @@ from deploys.system.kernel import nftables_kernel_refusal
 # kubeadm's preflight minimums for a control plane: NumCPU (2) and Mem (1700 MiB of
 # MemTotal), cmd/kubeadm/app/constants ControlPlaneNumCPU and ControlPlaneMem.
 CONTROL_PLANE_MINIMUM = (2, 1700)
-# Workers: kubeadm checks nothing; a kubelet, containerd, kube-proxy and flannel need
-# about half a GiB before the first pod, so a 1 GiB machine (MemTotal ~ 900 MiB) at least.
+# Workers: kubeadm checks nothing. The minimum chosen here is a 1 GiB machine (MemTotal
+# about 900 MiB): the kubelet, containerd, kube-proxy and flannel take a few hundred MiB
+# before the first pod.
 WORKER_MINIMUM = (1, 850)
 # Releases the project supports (recorded facts in tests/deploy/facts/); Debian's testing
 # and unstable carry no VERSION_ID ("").
@@ -208,8 +210,6 @@ def check_cluster() -> None:
 
 
 def _gather(state) -> list[str]:
-    from deploys.inventory import cluster_nodes
-
     active = set(state.inventory.get_active_hosts())
     hosts = [h for h in state.inventory.get_group("k8s_cluster") if h in active]
     by_name = {node.name: node for node in cluster_nodes(state.inventory)}
