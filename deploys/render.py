@@ -36,7 +36,7 @@ from deploys import addons, kubernetes, system, versions
 from deploys.context import NodeContext
 from deploys.inventory import refusal
 from deploys.runtime import containerd
-from deploys.settings import SECRET_SETTINGS, Cluster, ClusterError, Node, Settings, load_cluster
+from deploys.settings import Cluster, ClusterError, Node, load_cluster, without_secrets
 from deploys.system.release import Release
 
 # Marks a directory this renderer wrote, so that rendering again may replace it.
@@ -56,23 +56,6 @@ RELEASES = {
     "debian-12": ("debian", "12", "bookworm"),
     "debian-13": ("debian", "13", "trixie"),
 }
-
-
-def redacted(value, label: str):
-    """`value` with every non-empty string below it replaced by a placeholder naming it."""
-    if isinstance(value, dict):
-        return {key: redacted(item, f"{label}.{key}") for key, item in value.items()}
-    if isinstance(value, list):
-        return [redacted(item, f"{label}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, str) and value:
-        return f"<secret: {label}>"
-    return value
-
-
-def without_secrets(settings: Settings) -> Settings:
-    return dataclasses.replace(
-        settings, **{name: redacted(getattr(settings, name), name) for name in SECRET_SETTINGS}
-    )
 
 
 def os_release(name: str) -> dict[str, str]:

@@ -6,9 +6,11 @@ under ``hosts[].settings``. Nothing else in the project defines a default.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,137 +19,282 @@ import yaml
 
 from deploys import versions
 
+CLUSTER = "cluster"  # one value for the whole cluster: only under `settings:`
+HOST = "host"  # may differ between machines: under `settings:` or `hosts[].settings`
+SCOPES = (CLUSTER, HOST)
+
+
+def setting(default: Any, scope: str, meaning: str, *, secret: bool = False) -> Any:
+    """A field of Settings: its one default, its scope, what it means (the README's text),
+    and whether it is a secret (never printed, never in world-readable files)."""
+    assert scope in SCOPES, scope
+    metadata = {"scope": scope, "meaning": " ".join(meaning.split()), "secret": secret}
+    if isinstance(default, (list, dict)):
+        return field(
+            default_factory=lambda: copy.deepcopy(default), repr=not secret, metadata=metadata
+        )
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+# The README's settings tables: each heading starts at the setting named here.
+SECTIONS = {
+    "ssh_user": "Connection (pyinfra's own SSH data keys)",
+    "kubernetes_version": "Kubernetes",
+    "containerd_source": "Container runtime",
+    "time_sync": "Operating system",
+    "flannel_version": "Add-ons",
+}
+
 
 @dataclass(frozen=True)
 class Settings:
-    # --- connection (pyinfra's own SSH data keys) ---
-    # SSH login user.
-    ssh_user: str = "root"
-    # SSH port.
-    ssh_port: int = 22
-    # Private key file; empty uses the SSH agent / default keys.
-    ssh_key: str = ""
-    # known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.
-    ssh_known_hosts_file: str = ""
-    # Escalate with sudo (needed when ssh_user is not root, e.g. Vagrant's "vagrant").
-    sudo: bool = False
+    """The settings of one host: defaults < cluster file `settings:` < `hosts[].settings`.
+    Secrets never show in its repr or JSON form (`to_json`, what pyinfra prints)."""
 
-    # --- Kubernetes ---
-    # Exact Kubernetes release (major.minor.patch) for kubeadm/kubelet/kubectl and the
-    # control plane. Default 1.35.9 (released 2026-09-15): 1.35 is the newest minor that
-    # still supports containerd 1.x, which Debian 12/13 and Ubuntu 20.04 ship as their
-    # containerd package (1.36 and later need containerd 2.x); upstream patches it until
-    # 2027-02-28 (1.34 reached end of life on 2026-10-27); kubeadm config API v1beta4.
-    # From 1.35 the kubelet refuses cgroup v1 hosts: Ubuntu 20.04 needs booting with
-    # systemd.unified_cgroup_hierarchy=1 or 1.34. Preflight refuses both mismatches
-    # before any change.
-    kubernetes_version: str = "1.35.9"
-    # Build revision of the pkgs.k8s.io packages: the pinned apt version is
-    # <kubernetes_version>-<revision>, e.g. 1.35.9-1.1; a rebuilt release can carry another
-    # revision (`apt-cache madison kubeadm` lists them).
-    kubernetes_package_revision: str = "1.1"
-    # Base of the per-minor Kubernetes apt repository; "/v1.NN/deb/" is appended.
-    # Mirrors: e.g. https://mirrors.aliyun.com/kubernetes-new/core/stable
-    kubernetes_apt_repo: str = "https://pkgs.k8s.io/core:/stable:"
-    # Registry holding the control-plane images and the pause (sandbox) image.
-    image_repository: str = "registry.k8s.io"
-    # Pod network; must equal flannel's network.
-    pod_subnet: str = "10.244.0.0/16"
-    # Service network.
-    service_subnet: str = "10.96.0.0/12"
-    # Cluster DNS domain.
-    dns_domain: str = "cluster.local"
-    # "host:port" of the API server for HA (a load balancer or VIP); empty uses the
-    # first control plane's address and api_port.
-    control_plane_endpoint: str = ""
-    # Port the API server listens on.
-    api_port: int = 6443
-    # Extra subject alternative names for the API server certificate.
-    cert_sans: list = field(default_factory=list)
-    # kube-proxy mode: "iptables", "nftables" (Kubernetes 1.33 and later; kernel 5.13 and
-    # later) or "ipvs" (deprecated from Kubernetes 1.35: a warning).
-    kube_proxy_mode: str = "iptables"
-    # Keep the control-plane NoSchedule taint (false lets workloads run on control planes).
-    control_plane_taint: bool = True
-    # Kubelet image GC: start collecting above this disk usage percent ...
-    image_gc_high_threshold: int = 85
-    # ... and collect down to this percent.
-    image_gc_low_threshold: int = 80
-    # Container log rotation size and number of files kept.
-    container_log_max_size: str = "10Mi"
-    container_log_max_files: int = 5
-    # Optional KubeSchedulerConfiguration: {percentage_of_nodes_to_score: int,
-    # profiles: [{scheduler_name, plugins: {enabled: [...], disabled: [...]},
-    # score_weights: {PluginName: weight}}]}. Empty: kube-scheduler defaults. Checked as
-    # kube-scheduler of kubernetes_version checks it: that release's plugins, weights 1..100
-    # only on enabled plugins that score, unique profile names, a single profile named
-    # default-scheduler, PrioritySort and DefaultBinder kept.
-    scheduler: dict = field(default_factory=dict)
-    # Non-root user on control planes that also gets ~/.kube/config; empty: root only.
-    admin_user: str = ""
-    # Local path on the machine running pyinfra to write the admin kubeconfig to (0600);
-    # empty: not fetched.
-    fetch_kubeconfig: str = ""
+    ssh_user: str = setting("root", HOST, "SSH login user.")
+    ssh_port: int = setting(22, HOST, "SSH port.")
+    ssh_key: str = setting("", HOST, "Private key file; empty uses the SSH agent / default keys.")
+    ssh_known_hosts_file: str = setting(
+        "",
+        HOST,
+        "known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.",
+    )
+    sudo: bool = setting(
+        False,
+        HOST,
+        """Escalate with sudo (needed when ssh_user is not root, e.g. Vagrant's
+        "vagrant").""",
+    )
 
-    # --- container runtime ---
-    # Where containerd comes from: "distro" (the OS's containerd package) or "docker"
-    # (Docker's containerd.io repository).
-    containerd_source: str = "distro"
-    # Exact apt version of the containerd package to pin; empty takes the version the
-    # chosen repository offers for this OS release (then held, never upgraded silently).
-    # Kubernetes 1.36 and later need 2.x: a pinned 1.x is refused; unpinned, preflight
-    # refuses a node whose package would be 1.x (Ubuntu 22.04/24.04 ship 2.x, Ubuntu 20.04
-    # and Debian 1.x).
-    containerd_version: str = ""
-    # Base of Docker's apt repository; "/ubuntu" or "/debian" is appended.
-    # Mirror: e.g. https://mirrors.aliyun.com/docker-ce/linux
-    docker_apt_repo: str = "https://download.docker.com/linux"
-    # Registry mirrors for containerd: {registry: [mirror URL, ...]}; the upstream
-    # registry stays the fallback. e.g. {"docker.io": ["https://docker.m.daocloud.io"]}
-    registry_mirrors: dict = field(default_factory=dict)
-    # Credentials per registry or mirror host: {host: {username: ..., password: ...}}.
-    # Secret: never printed, written only to root-only files.
-    registry_auth: dict = field(default_factory=dict, repr=False)
+    kubernetes_version: str = setting(
+        "1.35.9",
+        CLUSTER,
+        """Exact Kubernetes release (major.minor.patch) for kubeadm/kubelet/kubectl and the
+        control plane. Default 1.35.9 (released 2026-09-15): 1.35 is the newest minor that
+        still supports containerd 1.x, which Debian 12/13 and Ubuntu 20.04 ship as their
+        containerd package (1.36 and later need containerd 2.x); upstream patches it until
+        2027-02-28 (1.34 reached end of life on 2026-10-27); kubeadm config API v1beta4.
+        From 1.35 the kubelet refuses cgroup v1 hosts: Ubuntu 20.04 needs booting with
+        systemd.unified_cgroup_hierarchy=1 or 1.34. Preflight refuses both mismatches before
+        any change.""",
+    )
+    kubernetes_package_revision: str = setting(
+        "1.1",
+        CLUSTER,
+        """Build revision of the pkgs.k8s.io packages: the pinned apt version is
+        `<kubernetes_version>-<revision>`, e.g. 1.35.9-1.1; a rebuilt release can carry
+        another revision (`apt-cache madison kubeadm` lists them).""",
+    )
+    kubernetes_apt_repo: str = setting(
+        "https://pkgs.k8s.io/core:/stable:",
+        CLUSTER,
+        """Base of the per-minor Kubernetes apt repository; "/v1.NN/deb/" is appended.
+        Mirrors: e.g. https://mirrors.aliyun.com/kubernetes-new/core/stable""",
+    )
+    image_repository: str = setting(
+        "registry.k8s.io",
+        CLUSTER,
+        "Registry holding the control-plane images and the pause (sandbox) image.",
+    )
+    pod_subnet: str = setting(
+        "10.244.0.0/16", CLUSTER, "Pod network (IPv4); flannel's network is this one."
+    )
+    service_subnet: str = setting("10.96.0.0/12", CLUSTER, "Service network.")
+    dns_domain: str = setting("cluster.local", CLUSTER, "Cluster DNS domain.")
+    control_plane_endpoint: str = setting(
+        "",
+        CLUSTER,
+        """"host:port" of the API server for HA (a load balancer or VIP); empty uses the
+        first control plane's address and api_port. Required with more than one control
+        plane.""",
+    )
+    api_port: int = setting(6443, CLUSTER, "Port the API server listens on.")
+    cert_sans: list = setting(
+        [], CLUSTER, "Extra subject alternative names for the API server certificate."
+    )
+    kube_proxy_mode: str = setting(
+        "iptables",
+        CLUSTER,
+        """kube-proxy mode: "iptables", "nftables" (Kubernetes 1.33 and later; kernel 5.13 and
+        later) or "ipvs" (deprecated from Kubernetes 1.35: a warning).""",
+    )
+    control_plane_taint: bool = setting(
+        True,
+        CLUSTER,
+        """Keep the control-plane NoSchedule taint (false lets workloads run on control
+        planes).""",
+    )
+    image_gc_high_threshold: int = setting(
+        85, CLUSTER, "Kubelet image garbage collection starts above this disk usage percent."
+    )
+    image_gc_low_threshold: int = setting(
+        80,
+        CLUSTER,
+        """Kubelet image garbage collection frees disk down to this usage percent (below
+        image_gc_high_threshold).""",
+    )
+    container_log_max_size: str = setting(
+        "10Mi", CLUSTER, "Size at which the kubelet rotates a container's log, like 10Mi."
+    )
+    container_log_max_files: int = setting(
+        5, CLUSTER, "Log files the kubelet keeps per container, the current one included."
+    )
+    scheduler: dict = setting(
+        {},
+        CLUSTER,
+        """Optional KubeSchedulerConfiguration: {percentage_of_nodes_to_score: int,
+        profiles: [{scheduler_name, plugins: {enabled: [...], disabled: [...]},
+        score_weights: {PluginName: weight}}]}. Empty: kube-scheduler defaults. Checked as
+        kube-scheduler of kubernetes_version checks it: that release's plugins, weights
+        1..100 only on enabled plugins that score, unique profile names, a single profile
+        named default-scheduler, PrioritySort and DefaultBinder kept.""",
+    )
+    admin_user: str = setting(
+        "",
+        HOST,
+        """Non-root user on control planes that also gets ~/.kube/config; empty: root
+        only.""",
+    )
+    fetch_kubeconfig: str = setting(
+        "",
+        CLUSTER,
+        """Local path on the machine running pyinfra to write the admin kubeconfig to
+        (0600), fetched from the first control plane; empty: not fetched.""",
+    )
 
-    # --- operating system ---
-    # Time sync daemon: "chrony", "ntp" (ntpsec where that is the package) or "timesyncd".
-    time_sync: str = "chrony"
-    # NTP servers or pools.
-    time_servers: list = field(default_factory=lambda: ["pool.ntp.org"])
-    # Firewall: "open" opens exactly the ports kubeadm and flannel need per role (ufw on
-    # Ubuntu, firewalld where installed); "disabled" turns the firewall off.
-    firewall: str = "open"
-    # Extra sysctls: {name: value}, written with REQUIRED_SYSCTLS (which they cannot change).
-    sysctls: dict = field(default_factory=dict)
+    containerd_source: str = setting(
+        "distro",
+        HOST,
+        """Where containerd comes from: "distro" (the OS's containerd package) or "docker"
+        (Docker's containerd.io repository).""",
+    )
+    containerd_version: str = setting(
+        "",
+        HOST,
+        """Exact apt version of the containerd package to pin; empty takes the version the
+        chosen repository offers for this OS release (then held, never upgraded silently).
+        Kubernetes 1.36 and later need 2.x: a pinned 1.x is refused; unpinned, preflight
+        refuses a node whose package would be 1.x (Ubuntu 22.04/24.04 ship 2.x, Ubuntu 20.04
+        and Debian 1.x).""",
+    )
+    docker_apt_repo: str = setting(
+        "https://download.docker.com/linux",
+        HOST,
+        """Base of Docker's apt repository; "/ubuntu" or "/debian" is appended. Mirror: e.g.
+        https://mirrors.aliyun.com/docker-ce/linux""",
+    )
+    registry_mirrors: dict = setting(
+        {},
+        HOST,
+        """Registry mirrors for containerd: {registry: [mirror URL, ...]}; the upstream
+        registry stays the fallback. e.g. {"docker.io": ["https://docker.m.daocloud.io"]}""",
+    )
+    registry_auth: dict = setting(
+        {},
+        HOST,
+        """Credentials per registry or mirror host: {host: {username: ..., password:
+        ...}}. Secret: never printed, written only to root-only files.""",
+        secret=True,
+    )
 
-    # --- add-ons ---
-    # Pinned flannel release.
-    flannel_version: str = "v0.27.4"
-    # flannel-cni-plugin image tag; the one flannel_version's own kube-flannel.yml uses
-    # (v0.27.4 ships v1.8.0-flannel1). Change both together.
-    flannel_cni_plugin_version: str = "v1.8.0-flannel1"
-    # flannel backend: "vxlan", "host-gw" or "wireguard".
-    flannel_backend: str = "vxlan"
-    # Registry prefix for flannel's images (flannel and flannel-cni-plugin).
-    flannel_image_repository: str = "ghcr.io/flannel-io"
-    # Kuboard v3 server URL (e.g. http://10.0.0.5:80); empty: no Kuboard agent.
-    kuboard_server: str = ""
-    # Cluster name given in Kuboard's "add cluster" (part of the agent manifest's URL);
-    # required with kuboard_server.
-    kuboard_cluster_name: str = ""
-    # Agent token from Kuboard's "add cluster, agent mode". Secret.
-    kuboard_agent_token: str = field(default="", repr=False)
-    # Registry prefix that replaces the agent manifest's image registry; empty: unchanged.
-    kuboard_image_repository: str = ""
-    # Seconds each wait at the end of a run may take: every node Ready, the kube-system and
-    # flannel pods Running, the Kuboard agent available after it was applied.
-    ready_timeout: int = 600
+    time_sync: str = setting(
+        "chrony",
+        HOST,
+        """Time sync daemon: "chrony", "ntp" (ntpsec where that is the package) or
+        "timesyncd".""",
+    )
+    time_servers: list = setting(["pool.ntp.org"], HOST, "NTP servers or pools.")
+    firewall: str = setting(
+        "open",
+        HOST,
+        """Firewall: "open" opens exactly the ports kubeadm and flannel need per role (ufw
+        on Ubuntu, firewalld where installed); "disabled" turns the firewall off.""",
+    )
+    sysctls: dict = setting(
+        {},
+        HOST,
+        """Extra sysctls: {name: value}, written with the ones kubeadm requires (which they
+        cannot change).""",
+    )
+
+    flannel_version: str = setting("v0.27.4", CLUSTER, "Pinned flannel release.")
+    flannel_cni_plugin_version: str = setting(
+        "v1.8.0-flannel1",
+        CLUSTER,
+        """flannel-cni-plugin image tag; the one flannel_version's own kube-flannel.yml uses
+        (v0.27.4 ships v1.8.0-flannel1). Change both together.""",
+    )
+    flannel_backend: str = setting(
+        "vxlan", CLUSTER, 'flannel backend: "vxlan", "host-gw" or "wireguard".'
+    )
+    flannel_image_repository: str = setting(
+        "ghcr.io/flannel-io",
+        CLUSTER,
+        "Registry prefix for flannel's images (flannel and flannel-cni-plugin).",
+    )
+    kuboard_server: str = setting(
+        "",
+        CLUSTER,
+        "Kuboard v3 server URL (e.g. http://10.0.0.5:80); empty: no Kuboard agent.",
+    )
+    kuboard_cluster_name: str = setting(
+        "",
+        CLUSTER,
+        """Cluster name given in Kuboard's "add cluster" (part of the agent manifest's URL);
+        required with kuboard_server.""",
+    )
+    kuboard_agent_token: str = setting(
+        "",
+        CLUSTER,
+        """Agent token from Kuboard's "add cluster, agent mode"; required with
+        kuboard_server. Secret.""",
+        secret=True,
+    )
+    kuboard_image_repository: str = setting(
+        "",
+        CLUSTER,
+        """Registry prefix that replaces the agent manifest's image registry; empty:
+        unchanged.""",
+    )
+    ready_timeout: int = setting(
+        600,
+        CLUSTER,
+        """Seconds each wait at the end of a run may take: every node Ready, the kube-system
+        and flannel pods Running, the Kuboard agent available after it was applied.""",
+    )
+
+    def to_json(self) -> dict:
+        """What pyinfra prints for these settings (debug-inventory): secrets as
+        placeholders."""
+        return dataclasses.asdict(without_secrets(self))
 
 
-SETTING_NAMES = tuple(f.name for f in dataclasses.fields(Settings))
+FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+SETTING_NAMES = tuple(FIELDS)
 DEFAULTS = dataclasses.asdict(Settings())
 # Settings whose values are secrets: never printed, never in world-readable files.
-SECRET_SETTINGS = ("registry_auth", "kuboard_agent_token")
+SECRET_SETTINGS = tuple(name for name, f in FIELDS.items() if f.metadata["secret"])
+CLUSTER_SETTINGS = tuple(name for name, f in FIELDS.items() if f.metadata["scope"] == CLUSTER)
+
+
+def redacted(value, label: str):
+    """`value` with every non-empty string below it replaced by a placeholder naming it."""
+    if isinstance(value, dict):
+        return {key: redacted(item, f"{label}.{key}") for key, item in value.items()}
+    if isinstance(value, list):
+        return [redacted(item, f"{label}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, str) and value:
+        return f"<secret: {label}>"
+    return value
+
+
+def without_secrets(settings: Settings) -> Settings:
+    """`settings` with every secret replaced by placeholders naming it."""
+    return dataclasses.replace(
+        settings, **{name: redacted(getattr(settings, name), name) for name in SECRET_SETTINGS}
+    )
+
+
 ROLES = ("control_plane", "worker")
 # Kernel parameters kubeadm's preflight requires; every node gets them (deploys/system/sysctl.py).
 REQUIRED_SYSCTLS = {
@@ -572,3 +719,49 @@ def _check_containerd(path: str, where: str, s: Settings) -> None:
             f"version of {'containerd.io' if s.containerd_source == 'docker' else 'containerd'}, "
             "or set kubernetes_version to a 1.35 release"
         )
+
+
+# The README's settings tables lie between these lines; `python -m deploys.settings --readme`
+# writes them from the model above.
+README_BEGIN = "<!-- settings tables: `python -m deploys.settings --readme` writes them -->"
+README_END = "<!-- end of settings tables -->"
+
+
+def readme_tables() -> str:
+    """The README's settings tables: per section, each setting's name, default (as YAML),
+    scope and meaning."""
+    import json
+
+    lines: list[str] = []
+    for name, f in FIELDS.items():
+        if name in SECTIONS:
+            lines += ["", f"### {SECTIONS[name]}", ""]
+            lines += ["| setting | default | scope | meaning |", "|---|---|---|---|"]
+        meaning = f.metadata["meaning"].replace("|", "\\|")
+        default = json.dumps(DEFAULTS[name])
+        lines.append(f"| `{name}` | `{default}` | {f.metadata['scope']} | {meaning} |")
+    return "\n".join([README_BEGIN, *lines, "", README_END])
+
+
+def readme_with_tables(readme: str) -> str:
+    """`readme` with the settings tables between README_BEGIN and README_END rewritten."""
+    head, begin, rest = readme.partition(README_BEGIN)
+    _, end, tail = rest.partition(README_END)
+    if not begin or not end:
+        raise ValueError(f"README lacks the lines {README_BEGIN!r} and {README_END!r}")
+    return head + readme_tables() + tail
+
+
+def main(argv: list[str]) -> int:
+    """`python -m deploys.settings --readme [README.md]`: rewrite the README's settings
+    tables from this model."""
+    if not argv or argv[0] != "--readme" or len(argv) > 2:
+        sys.stderr.write("usage: python -m deploys.settings --readme [README.md]\n")
+        return 2
+    path = Path(argv[1] if len(argv) > 1 else "README.md")
+    path.write_text(readme_with_tables(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

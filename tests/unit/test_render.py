@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploys import kubernetes, render, versions
+from deploys import kubernetes, render, settings, versions
 from deploys.context import NodeContext
 from deploys.kubernetes import kubeadm_config
 from deploys.runtime import toml_text
@@ -145,7 +145,7 @@ def test_join_secrets_are_placeholders_even_with_secrets(tmp_path):
     ],
 )
 def test_redacted(value, placeholder):
-    assert render.redacted(value, "kuboard_agent_token") == placeholder
+    assert settings.redacted(value, "kuboard_agent_token") == placeholder
 
 
 @pytest.mark.parametrize(
