@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploys.settings import Cluster, Node, Settings, from_host_data
+from deploys.settings import Cluster, Node, Settings
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,6 @@ class NodeContext:
 
     @classmethod
     def of(cls, host) -> NodeContext:
-        """The context of a live pyinfra host (its inventory must come from inventory.py)."""
-        from deploys.inventory import cluster_nodes
-
-        nodes = tuple(cluster_nodes(host.inventory))
-        node = next(n for n in nodes if n.name == host.data.node_name)
-        return cls(node=node, nodes=nodes, settings=from_host_data(host.data))
+        """The context of a live pyinfra host (its data must come from inventory.py)."""
+        data = host.data
+        return cls(node=data.node, nodes=data.nodes, settings=data.settings)

@@ -27,13 +27,13 @@ _PYINFRA_KEYS = {
 }
 
 
-def host_data(cluster: Cluster, node) -> dict:
-    """pyinfra data of one node: its identity plus the settings the cluster file sets."""
-    overrides = {**cluster.overrides, **node.overrides}
-    data = {"node_name": node.name, "address": node.address, "roles": list(node.roles)}
-    data["ssh_hostname"] = node.address
-    data.update(overrides)
+def host_data(cluster: Cluster, node: Node) -> dict:
+    """pyinfra data of one node: the node, every node of the cluster, the node's checked
+    settings as one object (deploys read them through NodeContext.of), and the connection
+    keys pyinfra itself reads. Settings print with their secrets as placeholders."""
     settings = cluster.settings_for(node)
+    data = {"node": node, "nodes": cluster.nodes, "settings": settings}
+    data["ssh_hostname"] = node.address
     for key, pyinfra_key in _PYINFRA_KEYS.items():
         value = getattr(settings, key)
         if value not in ("", None):
@@ -109,16 +109,3 @@ def groups(path: str) -> dict[str, list]:
         "kube_control_plane": [n.name for n in cluster.nodes if n.is_control_plane],
         "kube_node": [n.name for n in cluster.nodes if n.is_worker],
     }
-
-
-def cluster_nodes(inventory) -> list[Node]:
-    """The cluster's nodes, in cluster-file order, read back from a pyinfra inventory."""
-    return [
-        Node(
-            name=h.data.node_name,
-            address=h.data.address,
-            roles=tuple(h.data.roles),
-            overrides={},
-        )
-        for h in inventory.get_group("k8s_cluster")
-    ]

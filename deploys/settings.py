@@ -52,7 +52,7 @@ class Settings:
     Secrets never show in its repr or JSON form (`to_json`, what pyinfra prints)."""
 
     ssh_user: str = setting("root", HOST, "SSH login user.")
-    ssh_port: int = setting(22, HOST, "SSH port.")
+    ssh_port: int = setting(22, HOST, "SSH port of the host.")
     ssh_key: str = setting("", HOST, "Private key file; empty uses the SSH agent / default keys.")
     ssh_known_hosts_file: str = setting(
         "",
@@ -378,10 +378,11 @@ class ClusterError(ValueError):
 
 @dataclass(frozen=True)
 class Node:
+    """A machine of the cluster: what every node knows of every other one."""
+
     name: str
     address: str
     roles: tuple[str, ...]
-    overrides: dict  # per-host settings from the cluster file
 
     @property
     def is_control_plane(self) -> bool:
@@ -391,25 +392,25 @@ class Node:
     def is_worker(self) -> bool:
         return "worker" in self.roles
 
+    def to_json(self) -> dict:
+        """What pyinfra prints for a node (debug-inventory)."""
+        return dataclasses.asdict(self)
+
 
 @dataclass(frozen=True)
 class Cluster:
     path: str
     nodes: tuple[Node, ...]
     overrides: dict  # cluster-wide settings from the cluster file
+    host_overrides: dict = field(default_factory=dict, repr=False)  # {node name: settings}
     warnings: tuple[str, ...] = ()
 
     def settings_for(self, node: Node) -> Settings:
-        return Settings(**{**self.overrides, **node.overrides})
+        return Settings(**{**self.overrides, **self.host_overrides.get(node.name, {})})
 
     @property
     def control_planes(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.is_control_plane)
-
-
-def from_host_data(data) -> Settings:
-    """The settings of one pyinfra host, read from its data (inventory.py put them there)."""
-    return Settings(**{name: data.get(name, DEFAULTS[name]) for name in SETTING_NAMES})
 
 
 def load_cluster(path: str | Path) -> Cluster:
@@ -481,43 +482,72 @@ def _duplicate_keys(loader: yaml.SafeLoader, node: yaml.Node, label: str, seen: 
             yield from _duplicate_keys(loader, item, f"{label}[{index}]", seen)
 
 
+class _Problems:
+    """The problems found so far in one cluster file, to refuse it with all of them."""
+
+    def __init__(self):
+        self.found: list[str] = []
+
+    def check(self, function, *args):
+        """`function(*args)`, or None with its ClusterError's problems kept."""
+        try:
+            return function(*args)
+        except ClusterError as exc:
+            self.found.extend(exc.problems)
+            return None
+
+    def refuse(self) -> None:
+        if self.found:
+            raise ClusterError(*self.found)
+
+
 def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     if not isinstance(doc, dict):
         raise ClusterError(f"{path}: expected a mapping with 'hosts' and 'settings'")
-    _unknown(path, "", doc, ("hosts", "settings"))
-    overrides = _check_settings(path, "settings", doc.get("settings") or {})
+    problems = _Problems()
+    problems.check(_unknown, path, "", doc, ("hosts", "settings"))
+    overrides = problems.check(_check_settings, path, "settings", doc.get("settings") or {})
     hosts = doc.get("hosts")
     if not isinstance(hosts, list) or not hosts:
-        raise ClusterError(f"{path}: 'hosts' must be a non-empty list of hosts")
-    nodes = tuple(_parse_node(path, i, entry) for i, entry in enumerate(hosts))
-    _check_unique(path, nodes)
+        problems.found.append(f"{path}: 'hosts' must be a non-empty list of hosts")
+        problems.refuse()
+    parsed = [problems.check(_parse_node, path, i, entry) for i, entry in enumerate(hosts)]
+    nodes = tuple(entry[0] for entry in parsed if entry)
+    host_overrides = {node.name: values for node, values in filter(None, parsed)}
+    problems.check(_check_unique, path, nodes)
+    if overrides is not None:  # the values of every host whose keys are right
+        for node in nodes:
+            where = f"host {node.name!r}" if host_overrides[node.name] else "settings"
+            merged = {**overrides, **host_overrides[node.name]}
+            problems.check(_check_values, path, where, merged)
+    problems.refuse()
+    cluster = Cluster(path, nodes, overrides, host_overrides)
+    cps = cluster.control_planes
+    if not cps:
+        problems.found.append(f"{path}: no host has the role 'control_plane'; a cluster needs one")
+    elif len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
+        problems.found.append(
+            f"{path}: settings.control_plane_endpoint: required with more than one control "
+            "plane (a load balancer or VIP in front of the API servers)"
+        )
+    problems.refuse()
     warnings: dict[str, None] = {}  # each warning once, in order
     for node in nodes:
-        merged = {**overrides, **node.overrides}
-        where = f"host {node.name!r}" if node.overrides else "settings"
-        _check_values(path, where, merged)
-        s = Settings(**merged)
+        where = f"host {node.name!r}" if host_overrides[node.name] else "settings"
+        s = cluster.settings_for(node)
         warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)
         if warning:
             warnings[f"{path}: {where}: kube_proxy_mode: {warning}"] = None
-    cluster = Cluster(path=path, nodes=nodes, overrides=overrides)
-    cps = cluster.control_planes
-    if not cps:
-        raise ClusterError(f"{path}: no host has the role 'control_plane'; a cluster needs one")
     if len(cps) % 2 == 0:
         warnings[
             f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
             "for quorum (1, 3, 5)"
         ] = None
-    if len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
-        raise ClusterError(
-            f"{path}: settings.control_plane_endpoint: required with more than one control "
-            "plane (a load balancer or VIP in front of the API servers)"
-        )
     return dataclasses.replace(cluster, warnings=tuple(warnings))
 
 
-def _parse_node(path: str, index: int, entry: Any) -> Node:
+def _parse_node(path: str, index: int, entry: Any) -> tuple[Node, dict]:
+    """The node of one `hosts[]` entry and its own settings."""
     if not isinstance(entry, dict):
         raise ClusterError(f"{path}: hosts[{index}]: expected a mapping")
     label = f"hosts[{index}]" + (f" ({entry['name']})" if "name" in entry else "")
@@ -540,8 +570,19 @@ def _parse_node(path: str, index: int, entry: Any) -> Node:
         raise ClusterError(
             f"{path}: {label}: roles {entry['roles']!r}: each role must be one of {ROLES}"
         )
-    overrides = _check_settings(path, f"{label}: settings", entry.get("settings") or {})
-    return Node(name=name, address=address, roles=tuple(dict.fromkeys(roles)), overrides=overrides)
+    node = Node(name=name, address=address, roles=tuple(dict.fromkeys(roles)))
+    values = entry.get("settings") or {}
+    problems = _Problems()
+    if isinstance(values, dict):
+        problems.found += [
+            f"{path}: {label}: settings.{key}: a cluster setting, one value for the whole "
+            "cluster: set it under the top-level 'settings:', not per host"
+            for key in values
+            if key in CLUSTER_SETTINGS
+        ]
+    overrides = problems.check(_check_settings, path, f"{label}: settings", values)
+    problems.refuse()
+    return node, overrides
 
 
 def _check_unique(path: str, nodes: tuple[Node, ...]) -> None:

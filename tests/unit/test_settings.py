@@ -53,11 +53,15 @@ def test_defaults_are_settings_defaults():
 
 
 def test_host_overrides_beat_cluster_settings():
-    doc = cluster_with(hosts__1__settings={"kubernetes_version": "1.33.5", "time_sync": "ntp"})
+    doc = cluster_with(
+        settings={"time_servers": ["ntp.example"], "kubernetes_version": "1.33.4"},
+        hosts__1__settings={"time_servers": ["10.0.0.1"], "time_sync": "ntp"},
+    )
     cluster = parse_cluster(doc, "site.yaml")
-    assert cluster.settings_for(cluster.nodes[0]).kubernetes_version == "1.33.4"
-    assert cluster.settings_for(cluster.nodes[1]).kubernetes_version == "1.33.5"
+    assert cluster.settings_for(cluster.nodes[0]).time_servers == ["ntp.example"]
+    assert cluster.settings_for(cluster.nodes[1]).time_servers == ["10.0.0.1"]
     assert cluster.settings_for(cluster.nodes[1]).time_sync == "ntp"
+    assert cluster.settings_for(cluster.nodes[1]).kubernetes_version == "1.33.4"
 
 
 @pytest.mark.parametrize(
@@ -158,8 +162,8 @@ def test_host_overrides_beat_cluster_settings():
         ),
         ({"settings__flannel_version": "latest"}, "flannel_version: 'latest' is not a release"),
         (
-            {"hosts__1__settings": {"pod_subnet": "bogus"}},
-            "site.yaml: host 'w1': pod_subnet: 'bogus' is not a valid CIDR",
+            {"hosts__1__settings": {"ssh_port": 70000}},
+            "site.yaml: host 'w1': ssh_port: 70000 is not a TCP port",
         ),
     ],
     ids=lambda v: v if isinstance(v, str) else None,
@@ -205,14 +209,6 @@ def test_shipped_cluster_files_are_valid(name):
     assert cluster.warnings == ()
 
 
-def test_every_setting_has_a_comment():
-    source = Path(settings.__file__).read_text().splitlines()
-    for name in settings.SETTING_NAMES:
-        line = next(i for i, text in enumerate(source) if text.strip().startswith(f"{name}:"))
-        above = source[line - 1].strip()
-        assert above.startswith("#") or source[line - 2].strip().startswith("#"), name
-
-
 def _pyinfra(cluster_file, tmp_path):
     return subprocess.run(
         [sys.executable, "-m", "pyinfra", "-y", "inventory.py", "deploys/node.py"],
@@ -232,13 +228,6 @@ def test_pyinfra_refuses_a_bad_file_before_connecting(tmp_path):
     assert result.returncode != 0
     assert f"refused: {path}: settings: pod_subnet: '10.244.0.0/33'" in result.stderr
     assert "Connecting" not in result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("name", settings.SETTING_NAMES)
-def test_readme_documents_every_setting(name):
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Settings", 1)[1]
-    assert f"| `{name}` |" in section
 
 
 # --- kube-proxy mode against the Kubernetes release ---------------------------------------
@@ -266,13 +255,6 @@ def test_nftables_mode_before_1_33_is_refused_with_the_way_out(minor):
         f"where kube-proxy's nftables mode is GA (kubernetes_version is 1.{minor}.2): set "
         "kubernetes_version to 1.33 or later, or kube_proxy_mode to 'iptables'"
     )
-
-
-def test_nftables_mode_refused_for_the_host_whose_release_is_too_old():
-    doc = cluster_with(
-        settings__kube_proxy_mode="nftables", hosts__1__settings={"kubernetes_version": "1.32.9"}
-    )
-    assert refused(doc).startswith("site.yaml: host 'w1': kube_proxy_mode: 'nftables' needs")
 
 
 @pytest.mark.parametrize("mode", ["nft", "NFTABLES", "userspace", "kernelspace", ""])
@@ -314,3 +296,181 @@ def test_ipvs_warning_comes_with_the_other_warnings():
     assert len(warnings) == 2
     assert "'ipvs' is deprecated" in warnings[0]
     assert "2 control planes" in warnings[1]
+
+
+# --- scopes: which settings may differ between hosts ---------------------------------------
+
+CLUSTER_SETTINGS = settings.CLUSTER_SETTINGS
+# What an operator expects to be one value for the whole cluster (issue: a worker with its
+# own Kubernetes version, repository, endpoint or image repository; subnets ignored).
+CLUSTER_WIDE = (
+    "kubernetes_version",
+    "kubernetes_apt_repo",
+    "control_plane_endpoint",
+    "api_port",
+    "image_repository",
+    "pod_subnet",
+    "service_subnet",
+    "dns_domain",
+    "kube_proxy_mode",
+    "scheduler",
+    "flannel_backend",
+    "flannel_version",
+    "kuboard_server",
+    "kuboard_agent_token",
+)
+PER_HOST = (
+    "ssh_user",
+    "ssh_key",
+    "sudo",
+    "time_servers",
+    "sysctls",
+    "registry_mirrors",
+    "registry_auth",
+    "firewall",
+    "containerd_version",
+)
+
+
+@pytest.mark.parametrize("name", settings.SETTING_NAMES)
+def test_every_setting_declares_a_scope_and_a_meaning(name):
+    metadata = settings.FIELDS[name].metadata
+    assert metadata["scope"] in ("cluster", "host")
+    assert len(metadata["meaning"]) > 10
+
+
+@pytest.mark.parametrize(
+    ("name", "scope"), [(n, "cluster") for n in CLUSTER_WIDE] + [(n, "host") for n in PER_HOST]
+)
+def test_scope(name, scope):
+    assert settings.FIELDS[name].metadata["scope"] == scope
+
+
+@pytest.mark.parametrize("name", CLUSTER_SETTINGS)
+def test_a_cluster_setting_under_a_host_is_refused(name):
+    doc = cluster_with(hosts__1__settings={name: settings.DEFAULTS[name]})
+    message = refused(doc)
+    assert message == (
+        f"site.yaml: host 'w1': settings.{name}: a cluster setting, one value for the whole "
+        "cluster: set it under the top-level 'settings:', not per host"
+    )
+
+
+@pytest.mark.parametrize("name", [n for n in settings.SETTING_NAMES if n not in CLUSTER_SETTINGS])
+def test_a_host_setting_may_differ_per_host(name):
+    doc = cluster_with(hosts__1__settings={name: settings.DEFAULTS[name]})
+    assert parse_cluster(doc, "site.yaml").host_overrides == {
+        "cp1": {},
+        "w1": {name: settings.DEFAULTS[name]},
+    }
+
+
+def test_every_problem_of_the_file_in_one_report():
+    doc = cluster_with(
+        settings__pod_subnet="bogus",
+        hosts__0__settings={"kubernetes_version": "1.33.5", "time_servers": "oops"},
+        hosts__1__settings={"flannel_backend": "host-gw", "ssh_port": 70000},
+    )
+    doc["hosts"] += [
+        {"name": "w2", "address": "10.0.0.22", "roles": "worker", "settings": {"sysctl": {}}},
+        {"name": "w3", "address": "10.0.0.23", "roles": "worker"},
+    ]
+    with pytest.raises(ClusterError) as exc:
+        parse_cluster(doc, "site.yaml")
+    assert exc.value.problems == (
+        "site.yaml: host 'cp1': settings.kubernetes_version: a cluster setting, one value for "
+        "the whole cluster: set it under the top-level 'settings:', not per host",
+        "site.yaml: host 'cp1': settings.time_servers: expected list, got str 'oops'",
+        "site.yaml: host 'w1': settings.flannel_backend: a cluster setting, one value for the "
+        "whole cluster: set it under the top-level 'settings:', not per host",
+        "site.yaml: host 'w2': settings: unknown key 'sysctl' (did you mean 'sysctls'?)",
+        "site.yaml: settings: pod_subnet: 'bogus' is not a valid CIDR "
+        "('bogus' does not appear to be an IPv4 or IPv6 network)",
+    )
+
+
+def test_values_of_every_host_in_one_report():
+    doc = cluster_with(
+        hosts__0__settings={"time_sync": "ntpd"},
+        hosts__1__settings={"ssh_port": 70000},
+    )
+    doc["hosts"].append({"name": "w2", "address": "10.0.0.21", "roles": ["worker"]})
+    with pytest.raises(ClusterError) as exc:
+        parse_cluster(doc, "site.yaml")
+    assert exc.value.problems == (
+        "site.yaml: host 'w2': duplicate address '10.0.0.21' (also used by host 'w1')",
+        "site.yaml: host 'cp1': time_sync: 'ntpd' is not one of ['chrony', 'ntp', 'timesyncd']",
+        "site.yaml: host 'w1': ssh_port: 70000 is not a TCP port",
+    )
+
+
+def test_pyinfra_reports_every_problem_before_connecting(tmp_path):
+    doc = cluster_with(
+        hosts__0__settings={"pod_subnet": "10.1.0.0/16"},
+        hosts__1__settings={"kubernetes_version": "1.33.5"},
+    )
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    result = _pyinfra(path, tmp_path)
+    assert result.returncode != 0
+    for host, name in (("cp1", "pod_subnet"), ("w1", "kubernetes_version")):
+        assert f"refused: {path}: host '{host}': settings.{name}: a cluster setting" in (
+            result.stderr
+        )
+    assert "Connecting" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+# --- the README's settings tables -----------------------------------------------------------
+
+
+def test_readme_settings_tables_are_generated_from_the_model():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert settings.readme_with_tables(readme) == readme, (
+        "README.md is stale: run `python -m deploys.settings --readme`"
+    )
+
+
+@pytest.mark.parametrize("name", settings.SETTING_NAMES)
+def test_readme_row_of_each_setting(name):
+    field = settings.FIELDS[name]
+    row = next(
+        line for line in settings.readme_tables().splitlines() if line.startswith(f"| `{name}` |")
+    )
+    assert row.split(" | ")[2] == field.metadata["scope"]
+    assert field.metadata["meaning"].replace("|", "\\|") in row
+
+
+@pytest.mark.parametrize(
+    ("stale", "fixed_by"),
+    [
+        ('| `pod_subnet` | `"10.244.0.0/16"` |', '| `pod_subnet` | `"10.9.0.0/16"` |'),
+        ("| `pod_subnet` | `", "| `pod_subnet` | host | `"),
+        ("Pod network (IPv4)", "Pod network"),
+        ("| `ready_timeout` |", "| `readiness_timeout` |"),
+    ],
+)
+def test_the_readme_command_rewrites_stale_tables(tmp_path, stale, fixed_by):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert stale in readme
+    path = tmp_path / "README.md"
+    path.write_text(readme.replace(stale, fixed_by), encoding="utf-8")
+    assert settings.readme_with_tables(path.read_text()) != path.read_text()
+    result = subprocess.run(
+        [sys.executable, "-m", "deploys.settings", "--readme", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert path.read_text(encoding="utf-8") == readme
+
+
+@pytest.mark.parametrize("argv", [[], ["--markdown"], ["--readme", "a", "b"]])
+def test_the_readme_command_refuses_other_arguments(argv):
+    assert settings.main(argv) == 2
+
+
+def test_a_readme_without_the_markers_is_refused():
+    with pytest.raises(ValueError, match="README lacks the lines"):
+        settings.readme_with_tables("# title\n\n## Settings\n")

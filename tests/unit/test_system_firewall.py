@@ -11,9 +11,9 @@ from deploys.system.firewall import (
     ufw_rule,
 )
 
-CP = Node("cp1", "10.0.0.11", ("control_plane",), {})
-WORKER = Node("w1", "10.0.0.21", ("worker",), {})
-BOTH = Node("n1", "10.0.0.31", ("control_plane", "worker"), {})
+CP = Node("cp1", "10.0.0.11", ("control_plane",))
+WORKER = Node("w1", "10.0.0.21", ("worker",))
+BOTH = Node("n1", "10.0.0.31", ("control_plane", "worker"))
 
 
 def _specs(node, **settings):
