@@ -401,8 +401,10 @@ class Node:
 class Cluster:
     path: str
     nodes: tuple[Node, ...]
-    overrides: dict  # cluster-wide settings from the cluster file
-    host_overrides: dict = field(default_factory=dict, repr=False)  # {node name: settings}
+    # Settings from the cluster file (not printed: they may hold secrets): cluster-wide, and
+    # per host {node name: settings}.
+    overrides: dict = field(repr=False)
+    host_overrides: dict = field(default_factory=dict, repr=False)
     warnings: tuple[str, ...] = ()
 
     def settings_for(self, node: Node) -> Settings:

@@ -78,6 +78,23 @@ def test_refuses_a_bad_cluster_file(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_refuses_with_every_problem_one_per_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    doc = {
+        "hosts": [
+            {"name": "cp1", "address": "10.0.0.11", "roles": "control_plane"},
+            {"name": "w1", "address": "10.0.0.21", "roles": "worker", "settings": {"api_port": 1}},
+        ],
+        "settings": {"pod_subnet": "10.244.0.0/33"},
+    }
+    bad.write_text(yaml.safe_dump(doc))
+    assert render.main([str(bad), str(tmp_path / "out")]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"refused: {bad}: host 'w1': settings.api_port: a cluster setting")
+    assert lines[1].startswith(f"refused: {bad}: settings: pod_subnet: '10.244.0.0/33'")
+
+
 def test_refuses_an_unknown_os_release(tmp_path, capsys):
     assert render.main([str(DEFAULT), str(tmp_path / "out"), "--os", "centos-9"]) == 2
     assert "centos" in capsys.readouterr().err

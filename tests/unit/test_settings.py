@@ -1,6 +1,7 @@
 """The cluster file: defaults, overrides, and every kind of bad input refused clearly."""
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -474,3 +475,30 @@ def test_the_readme_command_refuses_other_arguments(argv):
 def test_a_readme_without_the_markers_is_refused():
     with pytest.raises(ValueError, match="README lacks the lines"):
         settings.readme_with_tables("# title\n\n## Settings\n")
+
+
+# --- secrets in what Python and pyinfra print -----------------------------------------------
+
+
+def test_repr_and_json_of_the_model_hold_no_secret():
+    doc = cluster_with(
+        settings__kuboard_server="http://10.0.0.5",
+        settings__kuboard_cluster_name="site-a",
+        settings__kuboard_agent_token="Tok3nValue",
+        hosts__1__settings={"registry_auth": {"r.example": {"username": "u1", "password": "Pw9"}}},
+    )
+    cluster = parse_cluster(doc, "site.yaml")
+    w1 = cluster.settings_for(cluster.nodes[1])
+    assert w1.kuboard_agent_token == "Tok3nValue"
+    assert w1.registry_auth == {"r.example": {"username": "u1", "password": "Pw9"}}
+    printed = " ".join(
+        [repr(cluster), repr(w1), str(w1), json.dumps(w1.to_json()), *map(repr, cluster.nodes)]
+    )
+    for secret in ("Tok3nValue", "u1", "Pw9"):
+        assert secret not in printed
+    assert w1.to_json()["registry_auth"] == {
+        "r.example": {
+            "username": "<secret: registry_auth.r.example.username>",
+            "password": "<secret: registry_auth.r.example.password>",
+        }
+    }
