@@ -371,8 +371,9 @@ class ClusterError(ValueError):
     """A cluster file that must not be applied: one or more problems, each naming file, host
     and field (one per line of the message)."""
 
-    def __init__(self, *problems: str):
+    def __init__(self, *problems: str, setting: str | None = None):
         self.problems = tuple(dict.fromkeys(problems))
+        self.setting = setting  # the setting whose value is wrong, where there is one
         super().__init__("\n".join(self.problems))
 
 
@@ -519,9 +520,7 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     problems.check(_check_unique, path, nodes)
     if overrides is not None:  # the values of every host whose keys are right
         for node in nodes:
-            where = f"host {node.name!r}" if host_overrides[node.name] else "settings"
-            merged = {**overrides, **host_overrides[node.name]}
-            problems.check(_check_values, path, where, merged)
+            problems.found += _value_problems(path, node.name, overrides, host_overrides[node.name])
     problems.refuse()
     cluster = Cluster(path, nodes, overrides, host_overrides)
     cps = cluster.control_planes
@@ -534,12 +533,10 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
         )
     problems.refuse()
     warnings: dict[str, None] = {}  # each warning once, in order
-    for node in nodes:
-        where = f"host {node.name!r}" if host_overrides[node.name] else "settings"
-        s = cluster.settings_for(node)
-        warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)
-        if warning:
-            warnings[f"{path}: {where}: kube_proxy_mode: {warning}"] = None
+    s = Settings(**overrides)  # kube_proxy_mode and kubernetes_version are cluster settings
+    warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)
+    if warning:
+        warnings[f"{path}: settings: kube_proxy_mode: {warning}"] = None
     if len(cps) % 2 == 0:
         warnings[
             f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
@@ -650,8 +647,40 @@ def _network(path: str, where: str, key: str, value: str):
         return ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ClusterError(
-            f"{path}: {where}: {key}: {value!r} is not a valid CIDR ({exc})"
+            f"{path}: {where}: {key}: {value!r} is not a valid CIDR ({exc})", setting=key
         ) from None
+
+
+def _value_problems(path: str, name: str, cluster: dict, own: dict) -> list[str]:
+    """Every problem of the merged settings of host `name` (`cluster` < its `own`), each
+    labelled with where the setting is set: the host, or the cluster's `settings:`.
+
+    _check_values stops at the first problem, so the setting it names falls back to its
+    default (a good value) and the rest is checked again, until nothing is wrong, or what is
+    wrong is no setting of the file (then it is the last problem), or only a dropped
+    setting's default against other values."""
+    where = f"host {name!r}"
+    values, found, dropped = {**cluster, **own}, [], set()
+    while True:
+        try:
+            _check_values(path, where, values)
+            return found
+        except ClusterError as exc:
+            if exc.setting in dropped:
+                return found
+            if exc.setting not in own:  # the cluster's value
+                exc = ClusterError(
+                    *(
+                        p.replace(f"{path}: {where}: ", f"{path}: settings: ", 1)
+                        for p in exc.problems
+                    ),
+                    setting=exc.setting,
+                )
+            found += exc.problems
+            if exc.setting not in values:
+                return found
+            dropped.add(exc.setting)
+            del values[exc.setting]
 
 
 def _check_values(path: str, where: str, values: dict) -> None:
@@ -659,7 +688,7 @@ def _check_values(path: str, where: str, values: dict) -> None:
     s = Settings(**values)
 
     def fail(key: str, message: str) -> ClusterError:
-        return ClusterError(f"{path}: {where}: {key}: {message}")
+        return ClusterError(f"{path}: {where}: {key}: {message}", setting=key.split(".")[0])
 
     for key, choices in _CHOICES.items():
         if getattr(s, key) not in choices:

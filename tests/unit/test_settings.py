@@ -405,6 +405,40 @@ def test_values_of_every_host_in_one_report():
     )
 
 
+def test_every_bad_value_of_a_host_and_of_the_cluster_once_where_it_is_set():
+    doc = cluster_with(
+        settings__pod_subnet="bogus",
+        settings__image_gc_low_threshold=90,
+        settings__registry_mirrors={"docker.io": "https://m.example"},
+        hosts__1__settings={
+            "ssh_port": 0,
+            "firewall": "on",
+            "registry_mirrors": {"docker.io": ["ftp://m.example"]},
+            "sysctls": {"vm max": 1},
+        },
+    )
+    with pytest.raises(ClusterError) as exc:
+        parse_cluster(doc, "site.yaml")
+    assert exc.value.problems == (
+        "site.yaml: settings: pod_subnet: 'bogus' is not a valid CIDR "
+        "('bogus' does not appear to be an IPv4 or IPv6 network)",
+        "site.yaml: settings: image_gc_low_threshold: need 0 <= low < high <= 100",
+        "site.yaml: settings: registry_mirrors.docker.io: expected a list of http(s):// URLs",
+        "site.yaml: host 'w1': firewall: 'on' is not one of ['open', 'disabled']",
+        "site.yaml: host 'w1': ssh_port: 0 is not a TCP port",
+        "site.yaml: host 'w1': registry_mirrors.docker.io: expected a list of http(s):// URLs",
+        "site.yaml: host 'w1': sysctls.vm max: is not a sysctl name like 'vm.max_map_count'",
+    )
+
+
+def test_a_default_that_disagrees_with_another_value_is_not_reported_again():
+    doc = cluster_with(settings__pod_subnet="10.96.0.0/16", settings__service_subnet="10.96.0.0/13")
+    assert (
+        refused(doc)
+        == "site.yaml: settings: service_subnet: 10.96.0.0/13 overlaps pod_subnet 10.96.0.0/16"
+    )
+
+
 def test_pyinfra_reports_every_problem_before_connecting(tmp_path):
     doc = cluster_with(
         hosts__0__settings={"pod_subnet": "10.1.0.0/16"},
