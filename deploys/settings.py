@@ -521,17 +521,16 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     if overrides is not None:  # the values of every host whose keys are right
         for node in nodes:
             problems.found += _value_problems(path, node.name, overrides, host_overrides[node.name])
-    problems.refuse()
-    cluster = Cluster(path, nodes, overrides, host_overrides)
-    cps = cluster.control_planes
-    if not cps:
+    cps = tuple(n for n in nodes if n.is_control_plane)
+    if not cps and len(nodes) == len(hosts):
         problems.found.append(f"{path}: no host has the role 'control_plane'; a cluster needs one")
-    elif len(cps) > 1 and not cluster.settings_for(cps[0]).control_plane_endpoint:
+    if len(cps) > 1 and overrides is not None and not overrides.get("control_plane_endpoint"):
         problems.found.append(
             f"{path}: settings.control_plane_endpoint: required with more than one control "
             "plane (a load balancer or VIP in front of the API servers)"
         )
     problems.refuse()
+    cluster = Cluster(path, nodes, overrides, host_overrides)
     warnings: dict[str, None] = {}  # each warning once, in order
     s = Settings(**overrides)  # kube_proxy_mode and kubernetes_version are cluster settings
     warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)

@@ -431,6 +431,20 @@ def test_every_bad_value_of_a_host_and_of_the_cluster_once_where_it_is_set():
     )
 
 
+def test_the_cluster_shape_comes_with_the_other_problems():
+    doc = cluster_with(hosts__0__roles=["worker"], hosts__1__settings={"ssh_port": 0})
+    assert refused(doc).splitlines() == [
+        "site.yaml: host 'w1': ssh_port: 0 is not a TCP port",
+        "site.yaml: no host has the role 'control_plane'; a cluster needs one",
+    ]
+    doc = cluster_with(hosts__1__roles=["control_plane"], hosts__1__settings={"ssh_port": 0})
+    assert refused(doc).splitlines() == [
+        "site.yaml: host 'w1': ssh_port: 0 is not a TCP port",
+        "site.yaml: settings.control_plane_endpoint: required with more than one control "
+        "plane (a load balancer or VIP in front of the API servers)",
+    ]
+
+
 def test_a_default_that_disagrees_with_another_value_is_not_reported_again():
     doc = cluster_with(settings__pod_subnet="10.96.0.0/16", settings__service_subnet="10.96.0.0/13")
     assert (
