@@ -597,14 +597,16 @@ def _check_unique(path: str, nodes: tuple[Node, ...]) -> None:
 
 
 def _unknown(path: str, label: str, mapping: dict, allowed) -> None:
-    for key in mapping:
-        if key not in allowed:
-            hint = _closest(key, allowed)
-            where = f"{label}: " if label else ""
-            raise ClusterError(
-                f"{path}: {where}unknown key {key!r}"
-                + (f" (did you mean {hint!r}?)" if hint else "")
-            )
+    """Refuse every key of `mapping` that is not `allowed`, each with the nearest one."""
+    where = f"{label}: " if label else ""
+    unknown = [
+        f"{path}: {where}unknown key {key!r}"
+        + (f" (did you mean {hint!r}?)" if (hint := _closest(key, allowed)) else "")
+        for key in mapping
+        if key not in allowed
+    ]
+    if unknown:
+        raise ClusterError(*unknown)
 
 
 def _closest(key: Any, allowed) -> str | None:
@@ -618,19 +620,23 @@ def _check_settings(path: str, label: str, values: Any) -> dict:
     """Keys and types of a settings mapping; values are checked once merged per host."""
     if not isinstance(values, dict):
         raise ClusterError(f"{path}: {label}: expected a mapping of setting: value")
-    _unknown(path, label, values, SETTING_NAMES)
+    problems = _Problems()
+    problems.check(_unknown, path, label, values, SETTING_NAMES)
     for key, value in values.items():
+        if key not in DEFAULTS:
+            continue
         expected = type(DEFAULTS[key])
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
         if expected is str and isinstance(value, (int, float)) and not isinstance(value, bool):
             ok = False  # 1.30 in YAML is a float: make the user quote versions
         if not ok:
-            raise ClusterError(
+            problems.found.append(
                 f"{path}: {label}.{key}: expected {expected.__name__}, "
                 f"got {type(value).__name__}"
                 + ("" if key in SECRET_SETTINGS else f" {value!r}")
                 + (" (quote it)" if expected is str else "")
             )
+    problems.refuse()
     return dict(values)
 
 

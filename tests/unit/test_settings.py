@@ -445,6 +445,22 @@ def test_the_cluster_shape_comes_with_the_other_problems():
     ]
 
 
+def test_every_unknown_key_and_wrong_type_of_a_block():
+    doc = cluster_with(
+        settings={"pod_subnett": "x", "ssh_port": "22", "kubernetes_version": 1.3, "sudo": "yes"},
+        hosts__1__foo=1,
+        hosts__1__bar=2,
+    )
+    assert refused(doc).splitlines() == [
+        "site.yaml: settings: unknown key 'pod_subnett' (did you mean 'pod_subnet'?)",
+        "site.yaml: settings.ssh_port: expected int, got str '22'",
+        "site.yaml: settings.kubernetes_version: expected str, got float 1.3 (quote it)",
+        "site.yaml: settings.sudo: expected bool, got str 'yes'",
+        "site.yaml: hosts[1] (w1): unknown key 'foo'",
+        "site.yaml: hosts[1] (w1): unknown key 'bar'",
+    ]
+
+
 def test_a_default_that_disagrees_with_another_value_is_not_reported_again():
     doc = cluster_with(settings__pod_subnet="10.96.0.0/16", settings__service_subnet="10.96.0.0/13")
     assert (
