@@ -836,7 +836,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m deploys.settings --readme [README.md]\n")
         return 2
     path = Path(argv[1] if len(argv) > 1 else "README.md")
-    path.write_text(readme_with_tables(path.read_text(encoding="utf-8")), encoding="utf-8")
+    try:
+        path.write_text(readme_with_tables(path.read_text(encoding="utf-8")), encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"refused: {path}: {exc}\n")
+        return 2
     return 0
 
 

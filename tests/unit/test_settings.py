@@ -536,9 +536,14 @@ def test_the_readme_command_refuses_other_arguments(argv):
     assert settings.main(argv) == 2
 
 
-def test_a_readme_without_the_markers_is_refused():
-    with pytest.raises(ValueError, match="README lacks the lines"):
-        settings.readme_with_tables("# title\n\n## Settings\n")
+@pytest.mark.parametrize("text", [None, "# title\n\n## Settings\n"])
+def test_a_readme_without_the_markers_is_refused(tmp_path, capsys, text):
+    path = tmp_path / "README.md"
+    if text is not None:
+        path.write_text(text)
+    assert settings.main(["--readme", str(path)]) == 2
+    assert capsys.readouterr().err.startswith(f"refused: {path}: ")
+    assert (path.read_text() if text is not None else None) == text
 
 
 # --- secrets in what Python and pyinfra print -----------------------------------------------
