@@ -57,7 +57,9 @@ class Settings:
     ssh_known_hosts_file: str = setting(
         "",
         HOST,
-        "known_hosts file to verify host keys against; empty uses ~/.ssh/known_hosts.",
+        """known_hosts file that host keys are verified against, strictly: an unknown or
+        changed key is not connected to. Empty: pyinfra's default, ~/.ssh/known_hosts with
+        the key of a host not seen before added (accept-new).""",
     )
     sudo: bool = setting(
         False,
