@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deploys.settings import Cluster, Node, Settings
+from pyinfra.api import OperationError
+
+from deploys.settings import SETTING_NAMES, Cluster, Node, Settings
+
+# Settings that pyinfra data must not carry: they come from the cluster file only (the SSH
+# ones are pyinfra's own keys too).
+_NOT_PYINFRA_DATA = frozenset(SETTING_NAMES) - {
+    "ssh_user",
+    "ssh_port",
+    "ssh_key",
+    "ssh_known_hosts_file",
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,14 @@ class NodeContext:
 
     @classmethod
     def of(cls, host) -> NodeContext:
-        """The context of a live pyinfra host (its data must come from inventory.py)."""
+        """The context of a live pyinfra host (its data must come from inventory.py). A
+        setting given as pyinfra data (`--data`, group_data/) stops the run: it would be
+        ignored."""
         data = host.data
+        stray = sorted(_NOT_PYINFRA_DATA.intersection(data.dict()))
+        if stray:
+            raise OperationError(
+                f"{host.name}: {', '.join(stray)} given as pyinfra data (--data or "
+                "group_data/), which settings are never read from: set it in the cluster file"
+            )
         return cls(node=data.node, nodes=data.nodes, settings=data.settings)

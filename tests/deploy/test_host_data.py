@@ -3,9 +3,14 @@ flattened host data rebuilt without checks."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import yaml
 from pyinfra import host
-from pyinfra.api import Inventory, deploy
+from pyinfra.api import Inventory, OperationError, deploy
 
 from deploys import settings
 from deploys.context import NodeContext
@@ -13,6 +18,7 @@ from deploys.inventory import host_data
 from deploys.settings import parse_cluster
 from tests.deploy import harness
 
+ROOT = Path(__file__).resolve().parents[2]
 DOC = {
     "hosts": [
         {"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]},
@@ -76,16 +82,46 @@ def test_a_deploy_reads_the_checked_cluster():
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "named"),
     [
-        {"pod_subnet": "bogus"},  # pyinfra --data pod_subnet=bogus
-        {"kubernetes_version": "1.99.0"},
-        {"kuboard_server": "http://evil.example"},
+        ({"pod_subnet": "bogus"}, "pod_subnet"),  # pyinfra --data pod_subnet=bogus
+        ({"kubernetes_version": "1.99.0", "time_sync": "ntp"}, "kubernetes_version, time_sync"),
+        ({"kuboard_server": "http://evil.example"}, "kuboard_server"),
     ],
 )
-def test_pyinfra_data_cannot_change_a_checked_setting(data):
+def test_a_setting_given_as_pyinfra_data_stops_the_run(data, named):
     hosts = [(n.name, host_data(CLUSTER, n)) for n in CLUSTER.nodes]
     inventory = Inventory((hosts, {}), override_data=data)
-    for node in CLUSTER.nodes:
-        ctx = NodeContext.of(inventory.get_host(node.name))
-        assert ctx.settings == CLUSTER.settings_for(node)
+    with pytest.raises(OperationError) as exc:
+        NodeContext.of(inventory.get_host("w1"))
+    assert str(exc.value) == (
+        f"w1: {named} given as pyinfra data (--data or group_data/), which settings are "
+        "never read from: set it in the cluster file"
+    )
+
+
+@pytest.mark.parametrize("data", [{"ssh_user": "admin"}, {"ssh_port": 2222}, {"anything": 1}])
+def test_pyinfra_data_of_its_own(data):
+    hosts = [(n.name, host_data(CLUSTER, n)) for n in CLUSTER.nodes]
+    inventory = Inventory((hosts, {}), override_data=data)
+    assert NodeContext.of(inventory.get_host("w1")).settings == CLUSTER.settings_for(
+        CLUSTER.nodes[1]
+    )
+
+
+def test_the_command_line_stops_before_any_operation(tmp_path):
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(DOC))
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.cli", "ubuntu-24.04", "-y"]
+        + ["--data", "pod_subnet=10.9.0.0/16", "inventory.py", "deploys/node.py"],
+        cwd=ROOT,
+        env={"CLUSTER": str(path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "pod_subnet given as pyinfra data" in result.stderr
+    assert "Starting operation" not in result.stderr
+    assert "Traceback" not in result.stderr
