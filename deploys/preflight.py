@@ -36,10 +36,10 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from deploys import versions
+from deploys.context import NodeContext
 from deploys.facts.preflight import PreflightState
-from deploys.inventory import cluster_nodes
 from deploys.runtime.package import package_name
-from deploys.settings import Node, Settings, from_host_data
+from deploys.settings import Node, Settings
 from deploys.system.firewall import NODE_PORTS, firewall_ports
 from deploys.system.kernel import nftables_kernel_refusal
 
@@ -212,13 +212,9 @@ def check_cluster() -> None:
 def _gather(state) -> list[str]:
     active = set(state.inventory.get_active_hosts())
     hosts = [h for h in state.inventory.get_group("k8s_cluster") if h in active]
-    by_name = {node.name: node for node in cluster_nodes(state.inventory)}
-    nodes = [by_name[h.data.node_name] for h in hosts]
+    contexts = [NodeContext.of(h) for h in hosts]
     reads = [gevent.spawn(h.get_fact, PreflightState) for h in hosts]
     gevent.joinall(reads, raise_error=True)
     return problems(
-        [
-            (node, from_host_data(h.data), read.value)
-            for node, h, read in zip(nodes, hosts, reads, strict=True)
-        ]
+        [(ctx.node, ctx.settings, read.value) for ctx, read in zip(contexts, reads, strict=True)]
     )

@@ -777,7 +777,9 @@ def _check_scheduler(path: str, where: str, s: Settings) -> None:
 
     found = scheduler.problems(s.scheduler, s.kubernetes_version)
     if found:
-        raise ClusterError("\n".join(f"{path}: {where}: scheduler: {p}" for p in found))
+        raise ClusterError(
+            *(f"{path}: {where}: scheduler: {p}" for p in found), setting="scheduler"
+        )
 
 
 def _check_containerd(path: str, where: str, s: Settings) -> None:
@@ -796,7 +798,8 @@ def _check_containerd(path: str, where: str, s: Settings) -> None:
             f"{path}: {where}: containerd_version: {s.containerd_version!r} is containerd "
             f"{major}.x, but Kubernetes {s.kubernetes_version} needs containerd 2.x. Pin a 2.x "
             f"version of {'containerd.io' if s.containerd_source == 'docker' else 'containerd'}, "
-            "or set kubernetes_version to a 1.35 release"
+            "or set kubernetes_version to a 1.35 release",
+            setting="containerd_version",
         )
 
 

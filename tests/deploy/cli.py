@@ -5,10 +5,11 @@
 
 Runs `pyinfra` (its CLI, printing and logging included) with two test doubles, so that a
 whole run happens without any machine: facts come from the recorded fixtures of OS_RELEASE
-(tests/deploy/facts, as in the harness), and the SSH connector's client answers each command
-from the responses (a list of (regex, exit code, stdout) as in the harness, matched against
-the command inside pyinfra's `sh -c` wrapper), else with success and no output; uploads and
-downloads succeed. Nothing connects anywhere and nothing runs locally.
+(tests/deploy/facts, each host's own values included, as in the harness), and the SSH
+connector's client answers each command from the responses (a list of (regex, exit code,
+stdout) as in the harness, matched against the command inside pyinfra's `sh -c` wrapper),
+else with success and no output; uploads and downloads succeed. Nothing connects anywhere
+and nothing runs locally.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class _Client:
 
 def main(argv: list[str]) -> None:
     os_release, *arguments = argv
-    facts = harness.load_facts(os_release)
+    recorded = harness.load_facts(os_release)
+    own = harness.load_host_facts(os_release)
     responses = []
     if arguments and arguments[0].startswith("--responses="):
         module, _, name = arguments.pop(0).removeprefix("--responses=").partition(":")
@@ -70,6 +72,7 @@ def main(argv: list[str]) -> None:
 
     def get_fact(state, host, cls, args=None, kwargs=None, **_):
         key = harness.fact_key(cls, args or (), kwargs or {})
+        facts = harness._merged(recorded, own.get(host.name, {}))
         return facts[key] if key in facts else cls().default()
 
     with (

@@ -340,15 +340,12 @@ def test_the_real_pyinfra_command_stops_before_any_operation(tmp_path):
     listener.listen()
     port = listener.getsockname()[1]
     inventory = tmp_path / "inventory.py"
-    data = {
-        "node_name": "cp1",
-        "address": "127.0.0.1",
-        "roles": ["control_plane"],
-        "api_port": port,
-        "kubernetes_version": "1.34.2",
-    }
     inventory.write_text(
-        f"k8s_cluster = [('@local', {data!r})]\nkube_control_plane = ['@local']\nkube_node = []\n"
+        "from deploys.settings import Node, Settings\n"
+        "_node = Node('cp1', '127.0.0.1', ('control_plane',))\n"
+        f"_settings = Settings(api_port={port}, kubernetes_version='1.34.2')\n"
+        "_data = {'node': _node, 'nodes': (_node,), 'settings': _settings}\n"
+        "k8s_cluster = [('@local', _data)]\nkube_control_plane = ['@local']\nkube_node = []\n"
     )
     try:
         result = subprocess.run(

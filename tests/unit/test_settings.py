@@ -455,6 +455,18 @@ def test_every_unknown_key_and_wrong_type_of_a_block():
     ]
 
 
+def test_every_scheduler_problem_one_line_each_named_for_the_cluster_settings():
+    scheduler = {
+        "percentage_of_nodes_to_score": 101,
+        "profiles": [{"scheduler_name": "default-scheduler", "score_weights": {"Nope": 0}}],
+    }
+    doc = cluster_with(settings__scheduler=scheduler, hosts__1__settings={"ssh_port": 0})
+    lines = refused(doc).splitlines()
+    assert len(lines) > 2
+    assert lines[-1] == "site.yaml: host 'w1': ssh_port: 0 is not a TCP port"
+    assert all(line.startswith("site.yaml: settings: scheduler: ") for line in lines[:-1])
+
+
 def test_a_default_that_disagrees_with_another_value_is_not_reported_again():
     doc = cluster_with(settings__pod_subnet="10.96.0.0/16", settings__service_subnet="10.96.0.0/13")
     assert (
