@@ -11,7 +11,7 @@ from deploys.addons.kuboard import converge_kuboard_agent
 from deploys.addons.ready import wait_for_cluster
 from deploys.context import NodeContext
 
-__all__ = ["converge_addons", "rendered_files", "wait_for_cluster"]
+__all__ = ["converge", "rendered_files", "wait_for_cluster"]
 
 
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
@@ -21,7 +21,7 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
 
 
 @deploy("Add-ons")
-def converge_addons():
+def converge():
     ctx = NodeContext.of(host)
     if not ctx.is_first_control_plane:
         return

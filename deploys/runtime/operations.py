@@ -16,8 +16,8 @@ from pyinfra.api import FunctionCommand, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from deploys.facts.containerd import APPLIED_STAMP, ContainerdState
 from deploys.runtime import config, verify
+from deploys.runtime.facts import APPLIED_STAMP, ContainerdState
 from deploys.runtime.sandbox import GUARD_SERVICE, qualified_reference
 from deploys.settings import Settings
 

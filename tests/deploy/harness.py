@@ -9,7 +9,7 @@ Nothing connects anywhere. Hosts are test doubles:
   section (a new machine of that release) and an optional `converged:` section (what
   changes once the deploy has run). Keys are the fact's name and its arguments as pyinfra
   passes them, e.g. `server.LinuxDistribution`, `files.File(path=/etc/fstab)`, or
-  `deploys.facts.containerd.ContainerdVersion` for the project's own facts (names below
+  `deploys.runtime.facts.ContainerdState` for the project's own facts (names below
   `pyinfra.facts.` are written short). A fixture's `hosts:` section holds what differs per
   machine of the default cluster (`hosts: {w1: {fact: {key: value}}}`, merged over the
   recorded mapping), e.g. each machine's own /etc/machine-id. Tests can override any key
@@ -31,7 +31,7 @@ Nothing connects anywhere. Hosts are test doubles:
 pyinfra counts every `python.call` that runs as a change: guard such calls with `_if=` (or
 decide in Python before calling) so that a converged host really reports no changes.
 
-    run = harness.run(prepare_system, os="ubuntu-24.04")
+    run = harness.run(system.converge, os="ubuntu-24.04")
     run.commands("node1")            # every command, in order, as pyinfra would send it
     run.changed("node1")             # names of operations that would change something
     run.uploads["node1"]["/etc/sysctl.d/99-kubernetes.conf"]   # uploaded content
@@ -61,18 +61,13 @@ from pyinfra.api.util import PYINFRA_INSTALL_DIR
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from pyinfra.context import ctx_host, ctx_state
 
+from deploys.distro import RELEASES
 from deploys.inventory import host_data
 from deploys.settings import load_cluster, parse_cluster
 
 FACTS_DIR = Path(__file__).parent / "facts"
-OS_RELEASES = (
-    "ubuntu-20.04",
-    "ubuntu-22.04",
-    "ubuntu-24.04",
-    "debian-11",
-    "debian-12",
-    "debian-13",
-)
+# Every supported release (deploys/distro RELEASES) has recorded facts here.
+OS_RELEASES = tuple(RELEASES)
 # A small default cluster: one control plane and two workers.
 DEFAULT_CLUSTER = {
     "hosts": [

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pyinfra.api import OperationError
 
-from deploys.kubernetes import converge_kubernetes
+from deploys import kubernetes
 from tests.deploy import harness
 
 TOKEN = "k8sjn1.0123456789abcdef"
@@ -90,7 +90,7 @@ WITH_W3 = {
 
 
 def run(**kwargs) -> harness.Run:
-    return harness.run(converge_kubernetes, responses=kwargs.pop("responses", RESPONSES), **kwargs)
+    return harness.run(kubernetes.converge, responses=kwargs.pop("responses", RESPONSES), **kwargs)
 
 
 def join_configuration(result: harness.Run, host: str) -> dict:

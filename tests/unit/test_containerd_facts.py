@@ -1,4 +1,4 @@
-"""deploys.facts.containerd: recorded outputs (facts/containerd.ContainerdState/*.json, as in
+"""deploys.runtime.facts: recorded outputs (facts/containerd.ContainerdState/*.json, as in
 pyinfra's own fact tests, and the real `containerd config dump` of containerd 1.6.20 in
 facts/containerd/) parse to the fact, and the command itself runs under sh."""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.facts.containerd import APPLIED_STAMP, PACKAGES, UNITS, ContainerdState
 from deploys.runtime import config, verify
+from deploys.runtime.facts import APPLIED_STAMP, PACKAGES, UNITS, ContainerdState
 from deploys.settings import Settings
 
 FACTS = Path(__file__).parent / "facts"

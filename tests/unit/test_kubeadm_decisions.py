@@ -10,6 +10,7 @@ import shlex
 import pytest
 
 from deploys import versions
+from deploys.distro import apt
 from deploys.kubernetes import bootstrap, packages
 from deploys.settings import ClusterError, Settings, parse_cluster
 
@@ -116,7 +117,7 @@ def test_refusal_names_the_installed_versions(installed, named):
     ],
 )
 def test_held_packages(output, names):
-    assert packages.held(output) == names
+    assert apt.held(output) == names
 
 
 # --- credentials -------------------------------------------------------------------------

@@ -215,11 +215,10 @@ def test_pod_subnet_is_flannels_network(pod_subnet):
 def test_deploy_writes_exactly_the_rendered_kubernetes_files(settings):
     """One code path: what the deploy uploads (or writes through stdin) on each node of a
     fresh cluster is, file for file, what the renderer renders for it."""
-    from deploys.kubernetes import converge_kubernetes
     from tests.deploy.test_kubernetes import CA_HASH, RESPONSES, TOKEN
 
     cluster_doc = {**harness.DEFAULT_CLUSTER, "settings": settings}
-    run = harness.run(converge_kubernetes, cluster=cluster_doc, responses=RESPONSES)
+    run = harness.run(kubernetes.converge, cluster=cluster_doc, responses=RESPONSES)
     cluster = parse_cluster(cluster_doc)
     credentials = kubeadm_config.JoinCredentials(TOKEN, CA_HASH, "")
     for node in cluster.nodes:

@@ -36,8 +36,8 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from deploys import versions
-from deploys.facts.preflight import PreflightState
 from deploys.inventory import cluster_nodes
+from deploys.preflight.facts import PreflightState
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings, from_host_data
 from deploys.system.firewall import NODE_PORTS, firewall_ports
