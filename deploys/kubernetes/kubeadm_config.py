@@ -253,15 +253,13 @@ def joins(ctx: NodeContext) -> bool:
     return not ctx.is_first_control_plane
 
 
-def rendered_files(
-    ctx: NodeContext, credentials: JoinCredentials = PLACEHOLDER_CREDENTIALS
-) -> dict[str, str]:
+def rendered_files(ctx: NodeContext, credentials: JoinCredentials | None = None) -> dict[str, str]:
     """{remote path: content} of every kubeadm file the deploy writes on this node: the
     configuration files, and for a joining node the join configuration it writes just
-    before joining (with `credentials`, placeholders unless given)."""
+    before joining (with `credentials`, PLACEHOLDER_CREDENTIALS unless given)."""
     rendered = {path: text for path, text in configuration_files(ctx).items() if text is not None}
     if joins(ctx):
-        rendered[JOIN_CONFIG] = join_file(ctx, credentials)
+        rendered[JOIN_CONFIG] = join_file(ctx, credentials or PLACEHOLDER_CREDENTIALS)
     return rendered
 
 

@@ -36,6 +36,7 @@ decide in Python before calling) so that a converged host really reports no chan
     run.changed("node1")             # names of operations that would change something
     run.uploads["node1"]["/etc/sysctl.d/99-kubernetes.conf"]   # uploaded content
     run.stdin["node1"]               # (command, text) for commands fed through `_stdin`
+    run.written("node1")             # every whole file written: uploads and stdin writes
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import io
 import logging
 import posixpath
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from inspect import getfullargspec
@@ -106,6 +108,17 @@ class Run:
 
     def commands(self, host: str) -> list[str]:
         return [c for op in self.ops[host] for c in op.commands]
+
+    def written(self, host: str) -> dict[str, str]:
+        """{remote path: content} of every whole file the run wrote on `host`: uploaded, or
+        fed through stdin into a file (deploys/secret.py writes root-only files that way:
+        `... && mv -f PATH.part PATH`)."""
+        written = dict(self.uploads.get(host, {}))
+        for command, text in self.stdin.get(host, []):
+            words = shlex.split(command)
+            if words[-4:-2] == ["mv", "-f"]:
+                written[words[-1]] = text
+        return written
 
     def changed(self, host: str) -> list[str]:
         return [op.name for op in self.ops[host] if op.changed]
