@@ -33,6 +33,7 @@ from pyinfra.operations import server
 from deploys import secret, versions
 from deploys.context import NodeContext
 from deploys.kubernetes.kubeadm_config import (
+    ADMIN_KUBECONFIG,
     CRI_SOCKET,
     INIT_CONFIG,
     JOIN_CONFIG,
@@ -44,7 +45,6 @@ from deploys.kubernetes.kubeadm_config import (
 )
 from deploys.settings import Settings
 
-ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
 KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # Root-only, on the first control plane, while a run joins nodes.
 CREDENTIALS_DIR = f"{KUBERNETES_DIR}/join-credentials"
@@ -258,7 +258,7 @@ def install_kubeconfig_commands(home: str, owner: str) -> list[StringCommand]:
             QuoteString(owner),
             "-g",
             group,
-            QuoteString(ADMIN_CONF),
+            QuoteString(ADMIN_KUBECONFIG),
             QuoteString(f"{kube_dir}/config"),
         ),
     ]
@@ -267,7 +267,7 @@ def install_kubeconfig_commands(home: str, owner: str) -> list[StringCommand]:
 def _kubeconfig_step(pending: bool, home: str, owner: str) -> list[StringCommand]:
     dest = f"{home}/.kube/config"
     current = kubeconfig_current(
-        host.get_fact(Sha1File, path=ADMIN_CONF),
+        host.get_fact(Sha1File, path=ADMIN_KUBECONFIG),
         host.get_fact(File, path=dest),
         host.get_fact(Sha1File, path=dest),
         owner,
@@ -290,7 +290,7 @@ def local_copy_current(path: Path, remote_sha: str | None) -> bool:
 
 
 def _save_admin_kubeconfig(dest: str) -> None:
-    text = secret.output(StringCommand("cat", QuoteString(ADMIN_CONF)), "reading admin.conf")
+    text = secret.output(StringCommand("cat", QuoteString(ADMIN_KUBECONFIG)), "reading admin.conf")
     path = Path(dest)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")
@@ -313,7 +313,7 @@ def fetch_admin_kubeconfig(dest: str, pending: bool):
         host.noop("no fetch_kubeconfig on this node")
         return
     path = Path(dest).expanduser()
-    if not pending and local_copy_current(path, host.get_fact(Sha1File, path=ADMIN_CONF)):
+    if not pending and local_copy_current(path, host.get_fact(Sha1File, path=ADMIN_KUBECONFIG)):
         host.noop(f"{dest} is up to date")
         return
     yield FunctionCommand(_save_admin_kubeconfig, (str(path),), {})
@@ -323,7 +323,7 @@ def in_cluster(ctx: NodeContext, node_host: Host) -> bool:
     """Whether the node of `node_host` (a node of `ctx`'s cluster) has the state kubeadm
     creates: admin.conf on the first control plane (init), kubelet.conf elsewhere (join)."""
     first = node_host.name == ctx.first_control_plane.name
-    return bool(node_host.get_fact(File, path=ADMIN_CONF if first else KUBELET_CONF))
+    return bool(node_host.get_fact(File, path=ADMIN_KUBECONFIG if first else KUBELET_CONF))
 
 
 def bootstrap_node(ctx: NodeContext, pending: bool) -> None:

@@ -24,6 +24,9 @@ from deploys.runtime.config import CRI_SOCKET
 from deploys.settings import Settings
 
 KUBERNETES_DIR = "/etc/kubernetes"
+# The cluster-admin kubeconfig `kubeadm init` writes (and a joining control plane gets);
+# kubectl on the first control plane uses it (deploys/addons/kubectl.py).
+ADMIN_KUBECONFIG = f"{KUBERNETES_DIR}/admin.conf"
 # `kubeadm init --config`: Init-, Cluster-, Kubelet- and KubeProxyConfiguration.
 INIT_CONFIG = f"{KUBERNETES_DIR}/kubeadm-init.yaml"
 # `kubeadm join --config`: written just before the join (it holds the join secrets) and
