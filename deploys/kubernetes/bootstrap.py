@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from pathlib import Path
 
 from pyinfra import host
@@ -43,6 +44,8 @@ from deploys.kubernetes.kubeadm_config import (
     join_file,
     joins,
 )
+from deploys.runtime.facts import ContainerdState
+from deploys.runtime.verify import loaded_sandbox_image
 from deploys.settings import Settings
 
 KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
@@ -76,30 +79,40 @@ def _kubeadm(*args: str) -> StringCommand:
     return StringCommand("kubeadm", *map(QuoteString, args))
 
 
-def sandbox_check(settings: Settings) -> StringCommand:
-    """Fail, saying so, unless containerd's configured sandbox image is the pause image
-    kubeadm of the pinned release expects (a mismatch leaves init or join hanging on
+def sandbox_check(settings: Settings, loaded: str) -> StringCommand:
+    """Fail, saying so, unless `loaded`, the sandbox image containerd loaded, is the pause
+    image kubeadm of the pinned release expects (a mismatch leaves init or join hanging on
     "failed to get sandbox image")."""
     expected = _kubeadm("config", "images", "list", *image_flags(settings))
-    # containerd 1.x: sandbox_image = "..."; 2.x: sandbox = '...'
-    program = "/^[ \\t]*sandbox(_image)?[ \\t]*=/ {print $2; exit}"
     message = (
         f"kubeadm v{settings.kubernetes_version} expects the sandbox image $expected but "
         "containerd is configured with ${loaded:-none}: make them agree (deploys/versions.py "
         "PAUSE_TAGS), then run the deploy again."
     )
     return StringCommand(
-        "expected=$(",
+        f"loaded={shlex.quote(loaded)}",
+        "&& expected=$(",
         expected,
         "| grep '/pause:')",
-        "&& loaded=$(containerd config dump | awk -F",
-        QuoteString("[\"']"),
-        QuoteString(program),
-        ")",
         '&& if [ "$expected" != "$loaded" ]; then echo',
         f'"{message}"',
         ">&2; exit 1; fi",
     )
+
+
+@operation()
+def sandbox_matches(settings: Settings, pending: bool):
+    """Before init or join: containerd's sandbox image is the one kubeadm expects
+    (sandbox_check), as containerd loaded it when the operation executes (after this run
+    configured and restarted containerd).
+
+    + settings: the node's settings
+    + pending: the node is not in the cluster yet
+    """
+    if not pending:
+        host.noop(f"{host.name} is in the cluster")
+        return
+    yield sandbox_check(settings, loaded_sandbox_image(host.get_fact(ContainerdState)["dump"]))
 
 
 def pull_images(settings: Settings) -> StringCommand:
@@ -341,9 +354,7 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
         others = [n for n in ctx.nodes if n.name != first.name]
         to_join = [n for n in others if not in_cluster(ctx, host.inventory.get_host(n.name))]
 
-    server.shell(
-        name="kubeadm: check sandbox image", commands=[sandbox_check(s)] if pending else []
-    )
+    sandbox_matches(name="kubeadm: check sandbox image", settings=s, pending=pending)
     server.shell(
         name="kubeadm: pull control-plane images",
         commands=[pull_images(s)] if pending and node.is_control_plane else [],

@@ -454,3 +454,18 @@ def test_admin_kubeconfig_fetched_owner_only(tmp_path):
         responses=responses,
     )
     assert again.changed("cp1") == []
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_sandbox_check_compares_with_the_image_containerd_loaded(os_release):
+    """The loaded sandbox image comes from the parsed `containerd config dump` of the
+    runtime's fact (read when the check executes), not from a second parse on the node."""
+    state = harness.load_facts(os_release)["deploys.runtime.facts.ContainerdState"]
+    dump = {**state["dump"], "version": 2, "plugins": {"io.containerd.grpc.v1.cri": {}}}
+    dump["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] = "mirror.example/pause:3.8"
+    changed = {"deploys.runtime.facts.ContainerdState": {**state, "dump": dump}}
+    result = run(os=os_release, host_facts={"w1": changed})
+    (check,) = result.op("w1", "kubeadm: check sandbox image").commands
+    assert check.startswith("loaded=mirror.example/pause:3.8 && expected=$( kubeadm config")
+    (check,) = result.op("w2", "kubeadm: check sandbox image").commands
+    assert check.startswith("loaded=registry.k8s.io/pause:3.10.1 && ")
