@@ -21,6 +21,7 @@ from pyinfra.operations import server
 from deploys import secret
 from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
+from deploys.failure import fail
 from deploys.settings import IMAGE_REPOSITORY, SERVER_URL, Settings
 
 FETCH_CONFIG = f"{ADDONS_DIR}/kuboard-agent.curlrc"
@@ -175,11 +176,16 @@ def agent_manifest(image_repository: str):
     if not host.state.is_executing:
         host.noop("the Kuboard agent manifest is fetched when the run executes")
         return
-    fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
+    try:
+        fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
+    except OperationError as exc:
+        yield fail(str(exc))
+        return
     try:
         manifest = rewrite_images(fetched, image_repository)
     except ValueError as exc:
-        raise OperationError(f"{exc} (fetched from kuboard_server)") from None
+        yield fail(f"{exc} (fetched from kuboard_server)")
+        return
     yield from secret.put._inner(dest=MANIFEST, content=manifest)
 
 

@@ -33,6 +33,7 @@ from pyinfra.operations import server
 
 from deploys import secret, versions
 from deploys.context import NodeContext
+from deploys.failure import fail, report
 from deploys.kubernetes.kubeadm_config import (
     ADMIN_KUBECONFIG,
     CRI_SOCKET,
@@ -245,7 +246,11 @@ def join_configuration(ctx: NodeContext, source: str, pending: bool):
     credentials = PLACEHOLDER_CREDENTIALS  # planning: credentials exist once the run executes
     if host.state.is_executing:
         source_host = host.inventory.get_host(source)
-        credentials = read_credentials(source_host, ctx.node.is_control_plane)
+        try:
+            credentials = read_credentials(source_host, ctx.node.is_control_plane)
+        except OperationError as exc:
+            yield fail(str(exc))
+            return
     yield secret.write_command(JOIN_CONFIG, join_file(ctx, credentials))
 
 
@@ -302,8 +307,13 @@ def local_copy_current(path: Path, remote_sha: str | None) -> bool:
     return hashlib.sha1(path.read_bytes()).hexdigest() == remote_sha
 
 
-def _save_admin_kubeconfig(dest: str) -> None:
-    text = secret.output(StringCommand("cat", QuoteString(ADMIN_KUBECONFIG)), "reading admin.conf")
+def _save_admin_kubeconfig(state, host, dest: str) -> bool:
+    try:
+        text = secret.output(
+            StringCommand("cat", QuoteString(ADMIN_KUBECONFIG)), "reading admin.conf", host
+        )
+    except OperationError as exc:
+        return report(host, str(exc))
     path = Path(dest)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")
@@ -312,6 +322,7 @@ def _save_admin_kubeconfig(dest: str) -> None:
         os.fchmod(handle.fileno(), 0o600)
         handle.write(text if text.endswith("\n") else f"{text}\n")
     part.replace(path)
+    return True
 
 
 @operation()

@@ -338,7 +338,8 @@ def _execute(command, state, host, run: Run, connector: RecordedConnector):
         arguments = getfullargspec(command.function).args
         if "state" in arguments and "host" in arguments:
             if command.function(state, host, *command.args, **command.kwargs) is False:
-                raise _CommandFailed(f"{command.function.__name__} failed")
+                said = " ".join(str(a) for a in command.args)  # deploys.failure.fail's message
+                raise _CommandFailed(f"{command.function.__name__} failed: {said}")
         else:
             command.function(*command.args, **command.kwargs)
     elif isinstance(command, StringCommand):

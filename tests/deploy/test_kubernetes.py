@@ -456,6 +456,21 @@ def test_admin_kubeconfig_fetched_owner_only(tmp_path):
     assert again.changed("cp1") == []
 
 
+def test_an_unreadable_admin_kubeconfig_fails_the_fetch_on_that_host_only(tmp_path):
+    """Known only while the run executes: the operation fails on its host, with the
+    reason, and nothing is raised (deploys/failure.py)."""
+    dest = tmp_path / "cluster.conf"
+    cluster = {**harness.DEFAULT_CLUSTER, "settings": {"fetch_kubeconfig": str(dest)}}
+    denied = "cat: /etc/kubernetes/admin.conf: Permission denied"
+    responses = [(r"^cat /etc/kubernetes/admin.conf$", 1, denied), *RESPONSES]
+    result = run(cluster=cluster, responses=responses)
+    (failed,) = result.failed("cp1")
+    assert failed.name == "kubeadm: fetch admin kubeconfig"
+    assert f"reading admin.conf on cp1 failed: {denied}" in result.log
+    assert "Traceback" not in result.log and not dest.exists()
+    assert not result.failed("w1")
+
+
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 def test_sandbox_check_compares_with_the_image_containerd_loaded(os_release):
     """The loaded sandbox image comes from the parsed `containerd config dump` of the

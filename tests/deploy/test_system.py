@@ -7,7 +7,7 @@ import functools
 
 import pytest
 
-from deploys import system
+from deploys import runtime, system
 from tests.deploy import harness
 
 STATE = "deploys.system.facts.SystemState"
@@ -632,3 +632,19 @@ def test_other_modes_read_no_kernel_release_and_install_no_nft(fresh):
     _, run = fresh
     assert "server.KernelVersion" not in run.reads["cp1"]
     assert "nftables" not in install_command(run)
+
+
+@pytest.mark.parametrize("concern", ["system", "runtime"])
+@pytest.mark.parametrize(
+    "release", [{"id": "centos", "version": "9"}, {"id": "ubuntu", "version": "noble"}]
+)
+def test_an_unsupported_release_stops_the_run_before_any_change(concern, release):
+    """Known from the facts read before any change: OperationError while pyinfra prepares
+    the run (deploys/failure.py), naming the host, for every concern that reads it."""
+    deploy, key = {
+        "system": (system.converge, STATE),
+        "runtime": (runtime.converge, "deploys.runtime.facts.ContainerdState"),
+    }[concern]
+    state = {**harness.load_facts("debian-12")[key], "release": release}
+    with pytest.raises(OperationError, match=f"^w1: .*{release['id']}"):
+        harness.run(deploy, os="debian-12", host_facts={"w1": {key: state}})
