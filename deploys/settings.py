@@ -117,8 +117,7 @@ class Settings:
     # Firewall: "open" opens exactly the ports kubeadm and flannel need per role (ufw on
     # Ubuntu, firewalld where installed); "disabled" turns the firewall off.
     firewall: str = "open"
-    # Extra sysctls: {name: value}, written with the parameters kubeadm requires
-    # (deploys/system/sysctl.py REQUIRED_SYSCTLS, which they cannot change).
+    # Extra sysctls: {name: value}, written with REQUIRED_SYSCTLS (which they cannot change).
     sysctls: dict = field(default_factory=dict)
 
     # --- add-ons ---
