@@ -9,9 +9,13 @@ assumes them.
 
 from __future__ import annotations
 
-import pytest
+import inspect
+from pathlib import Path
 
-from deploys import addons, concerns, distro, system
+import pytest
+from pyinfra.api import deploy
+
+from deploys import addons, concerns, distro
 from deploys.addons import kuboard
 from deploys.context import NodeContext
 from deploys.kubernetes import kubeadm_config
@@ -81,6 +85,24 @@ def test_the_deploy_writes_exactly_what_is_rendered(concern, os_release, cluster
         assert written or concern is addons  # the add-ons write on the first control plane
 
 
-def test_every_concern_is_proven():
-    """The test above covers the concerns the entry files converge, all of them."""
-    assert set(concerns.CLUSTER) >= set(concerns.NODE) | {system}
+@pytest.mark.parametrize("concern", concerns.CLUSTER, ids=lambda c: c.__name__.split(".")[-1])
+def test_every_concern_has_the_same_face(concern):
+    """converge() takes nothing (it reads its own facts), rendered_files() only the context."""
+    assert list(inspect.signature(concern.converge).parameters) == []
+    assert list(inspect.signature(concern.rendered_files).parameters) == ["ctx"]
+
+
+def test_the_cluster_entry_file_converges_the_concerns_in_order():
+    """deploys/cluster.py itself, as pyinfra runs it: every host's operations come concern
+    by concern, in the order of concerns.CLUSTER, then the readiness wait."""
+    entry = Path(concerns.__file__).with_name("cluster.py")
+
+    @deploy("Cluster")
+    def cluster():
+        exec(compile(entry.read_text(), str(entry), "exec"), {"__file__": str(entry)})
+
+    run = harness.run(cluster, responses=RESPONSES)
+    firsts = {"packages": 0, "containerd": 1, "kubernetes": 2, "flannel": 3, "cluster": 4}
+    for host in ("cp1", "w1"):
+        order = [firsts[n.split(":")[0]] for n in run.op_names(host) if n.split(":")[0] in firsts]
+        assert order == sorted(order) and len(set(order)) == (5 if host == "cp1" else 3)
