@@ -18,6 +18,8 @@ SOURCES_DIR = "/etc/apt/sources.list.d"
 ARCH_QUERY = "dpkg --print-architecture"
 # The names of the packages held back from upgrades, one per line.
 HELD_QUERY = "apt-mark showhold"
+# install's extra argument that lets it replace a held package (the pinned version wins).
+REPLACE_HELD = "--allow-change-held-packages"
 
 # pyinfra's operations and facts of this family.
 install = apt.packages

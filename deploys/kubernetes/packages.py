@@ -92,7 +92,7 @@ def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
         update=missing,
         # A node not in the cluster yet may hold another release from an earlier run.
         allow_downgrades=True,
-        extra_install_args="--allow-change-held-packages",
+        extra_install_args=apt.REPLACE_HELD,
     )
     unheld = [p for p in PACKAGES if p not in apt.held(host.get_fact(Command, apt.HELD_QUERY))]
     server.shell(

@@ -107,7 +107,7 @@ def _install(ctx: NodeContext, before: dict):
             name=f"containerd: install {name}",
             packages=[package_spec(settings, release)],
             update=True,
-            extra_install_args="--allow-change-held-packages",
+            extra_install_args=release.family.REPLACE_HELD,
         )
     if install or not installed["held"]:
         hold = release.family.hold_command([name])
