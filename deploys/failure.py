@@ -2,10 +2,13 @@
 
 1. A cluster file that must not be applied: settings.ClusterError, raised while the file
    is loaded, before pyinfra connects to anything (inventory.py, the renderer: exit 2).
-2. A host whose state, read before any change, forbids the run (an unsupported OS, a node
-   in the cluster with another Kubernetes release, a missing admin_user): raise
-   pyinfra's OperationError from the @deploy code, which runs while pyinfra prepares the
-   run; pyinfra stops with the message before any operation changes any host.
+2. A host whose state, read before any change, forbids the run: preflight
+   (deploys/preflight) reads every host first and stops the run with one report of every
+   problem on every host (an unsupported OS, cgroup v1, a small machine, busy ports, ...);
+   what a concern itself reads before any change (a node in the cluster with another
+   Kubernetes release, a missing admin_user) raises pyinfra's OperationError from its
+   @deploy code. Both run while pyinfra prepares the run: it stops before any operation
+   changes any host.
 3. What only shows while the run executes (a command's result, what containerd loaded
    after its restart, credentials read from another host, a fetched manifest): the
    operation fails on that host, with a failing command that says why on stderr or with

@@ -80,6 +80,27 @@ RELEASES: dict[str, Release] = {
 }
 
 
+# Supported releases of a distribution that carry no VERSION_ID: Debian's testing and unstable.
+ROLLING = {"debian": "testing/unstable"}
+
+
+def supported(release_id: str, version_id: str) -> bool:
+    """Whether os-release's ID and VERSION_ID name a supported release: one in RELEASES,
+    or a rolling one (ROLLING)."""
+    return f"{release_id}-{version_id}" in RELEASES or (not version_id and release_id in ROLLING)
+
+
+def supported_text() -> str:
+    """The supported releases for a message: "Ubuntu 20.04, 22.04, 24.04, Debian 11, 12, 13
+    (and Debian testing/unstable)"."""
+    by_id: dict[str, list[str]] = {}
+    for each in RELEASES.values():
+        by_id.setdefault(each.id, []).append(each.version_id)
+    listed = ", ".join(f"{i.capitalize()} {', '.join(v)}" for i, v in by_id.items())
+    rolling = ", ".join(f"{i.capitalize()} {what}" for i, what in ROLLING.items())
+    return f"{listed} (and {rolling})" if rolling else listed
+
+
 def release(name: str) -> Release:
     """The supported release named like "ubuntu-24.04"; ValueError for any other."""
     if name not in RELEASES:

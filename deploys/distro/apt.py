@@ -43,6 +43,27 @@ def parse_installed(line: str) -> tuple[str, str, bool] | None:
     return None
 
 
+def policy_query(packages: Iterable[str], tag: str) -> str:
+    """Shell: "<tag> <package>: Installed: <version>" and "<tag> <package>: Candidate:
+    <version>" per package apt knows ("(none)": none); parse_policy reads them."""
+    return (
+        f"LC_ALL=C apt-cache policy {' '.join(packages)} 2>/dev/null"
+        ' | awk \'/^[^ ]/ {p = $1} $1 == "Installed:" || $1 == "Candidate:"'
+        f' {{print "{tag}", p, $1, $2}}\''
+    )
+
+
+def parse_policy(words: list[str]) -> tuple[str, str, str] | None:
+    """(package, "installed" or "candidate", version; "" for none) of one policy_query()
+    line after its tag, e.g. ["containerd:", "Installed:", "(none)"]."""
+    if len(words) != 3:
+        return None
+    package, field, version = words[0].rstrip(":"), words[1].rstrip(":").lower(), words[2]
+    if field not in ("installed", "candidate"):
+        return None
+    return package, field, "" if version == "(none)" else version
+
+
 def held(showhold_output: str | None) -> set[str]:
     """The package names HELD_QUERY lists."""
     return set((showhold_output or "").split())

@@ -6,6 +6,7 @@ import copy
 import functools
 
 import pytest
+from pyinfra.api import OperationError
 
 from deploys import runtime, system
 from tests.deploy import harness
