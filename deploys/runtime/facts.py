@@ -121,7 +121,9 @@ class ContainerdState(FactBase):
                 if eq:
                     unit[key] = value
             elif kind == "release":
-                release_id, version, codename = (rest.split() + ["", "", ""])[:3]
+                # One space between fields, so an empty VERSION_ID (testing, sid) keeps its
+                # place: "debian  forky" is ("debian", "", "forky").
+                release_id, version, codename = (rest.split(" ") + ["", "", ""])[:3]
                 state["release"] = {"id": release_id, "version": version, "codename": codename}
             elif kind == "arch":
                 state["arch"] = rest

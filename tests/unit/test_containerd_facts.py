@@ -78,6 +78,19 @@ def test_a_dump_that_is_not_toml_is_reported_not_raised():
     assert state["dump_error"].startswith("not TOML: ")
 
 
+@pytest.mark.parametrize(
+    "line, release",
+    [
+        ("release debian 12 bookworm", {"id": "debian", "version": "12", "codename": "bookworm"}),
+        # Debian testing and sid have no VERSION_ID: the codename must not take its place.
+        ("release debian  forky", {"id": "debian", "version": "", "codename": "forky"}),
+        ("release ubuntu 24.04 ", {"id": "ubuntu", "version": "24.04", "codename": ""}),
+    ],
+)
+def test_release_fields_keep_their_places(line, release):
+    assert ContainerdState().process([line])["release"] == release
+
+
 def test_no_output_is_the_default():
     assert ContainerdState().process([]) == ContainerdState.default()
 
