@@ -73,7 +73,7 @@ def stand_in(lab, tmp_path_factory):
     forget_stand_in(lab)
     workdir = tmp_path_factory.mktemp("stand-in-kubernetes-repo")
     with (
-        k8s_repo.stand_in_repository(workdir, VERSION, REVISION, DEFAULTS.image_repository) as repo,
+        k8s_repo.stand_in_repository(workdir, [VERSION], REVISION) as repo,
         k8s_repo.serve(repo.root, config.BRIDGE_ADDRESS) as (base_url, requests),
     ):
         direct = f'Acquire::http::Proxy::{config.BRIDGE_ADDRESS} "DIRECT";'

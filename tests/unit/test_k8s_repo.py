@@ -3,7 +3,9 @@ built, signed, served and accepted by apt on this machine, without the lab."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -27,12 +29,15 @@ VERSION, REVISION, IMAGES = "1.35.9", "1.1", "registry.example.org/k8s"
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stand-in")
-    with k8s_repo.stand_in_repository(workdir, VERSION, REVISION, IMAGES) as built:
+    with k8s_repo.stand_in_repository(workdir, [VERSION], REVISION) as built:
         yield built
 
 
 def run(*argv, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True)
+    """Run a command; the stand-in programs log their calls to a file of the test."""
+    log = Path(tempfile.gettempdir()) / f"stand-in-calls-{os.getpid()}.log"
+    env = {**os.environ, "STAND_IN_CALLS_LOG": str(log)}
+    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +98,44 @@ def unpacked(repo, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("flag", ["version", "--version"])
 def test_each_program_prints_the_pinned_version(unpacked, name, flag):
     result = run(unpacked / "usr/bin" / name, flag)
-    assert (result.returncode, result.stdout) == (0, f"v{VERSION}\n")
+    printed = (
+        f"Kubernetes v{VERSION}" if (name, flag) == ("kubelet", "--version") else f"v{VERSION}"
+    )
+    assert (result.returncode, result.stdout) == (0, f"{printed}\n")
 
 
-def test_kubeadm_lists_the_sandbox_image_of_the_pinned_release(unpacked):
-    result = run(unpacked / "usr/bin/kubeadm", "config", "images", "list")
+@pytest.mark.parametrize("images", ["registry.k8s.io", IMAGES])
+def test_kubeadm_lists_the_images_of_the_release_and_repository_asked_for(unpacked, images):
+    flags = [] if images == "registry.k8s.io" else ["--image-repository", images]
+    result = run(unpacked / "usr/bin/kubeadm", "config", "images", "list", *flags)
     assert result.returncode == 0
-    assert versions.sandbox_image(IMAGES, VERSION) in result.stdout.splitlines()
-    assert f"{IMAGES}/kube-apiserver:v{VERSION}" in result.stdout.splitlines()
+    assert result.stdout.splitlines() == k8s_repo.images(VERSION, images)
 
 
-def test_kubeadm_validates_any_configuration(unpacked):
-    assert run(unpacked / "usr/bin/kubeadm", "config", "validate", "--config", "x").returncode == 0
+def test_kubeadm_validates_a_configuration_file_that_exists(unpacked, tmp_path):
+    (tmp_path / "c.yaml").write_text("kind: InitConfiguration\n")
+    kubeadm = unpacked / "usr/bin/kubeadm"
+    assert run(kubeadm, "config", "validate", "--config", tmp_path / "c.yaml").returncode == 0
+    missing = run(kubeadm, "config", "validate", "--config", tmp_path / "none.yaml")
+    assert missing.returncode == 1 and "no such file" in missing.stderr
 
 
 @pytest.mark.parametrize("args", [["init"], ["join", "--config", "x"], []])
-def test_stand_in_refuses_what_it_does_not_implement(unpacked, args):
+def test_without_a_control_plane_the_stand_in_says_so(unpacked, args):
     result = run(unpacked / "usr/bin/kubeadm", *args)
-    assert result.returncode != 0 and "stand-in" in result.stderr
+    assert result.returncode != 0 and "stand-in control plane" in result.stderr
+
+
+def test_kubelet_package_ships_an_enabled_service_running_the_placeholder(unpacked, repo):
+    unit = (unpacked / "usr/lib/systemd/system/kubelet.service").read_text()
+    assert "ExecStart=/usr/bin/kubelet " in unit and "test double" in unit
+    control = subprocess.run(
+        ["dpkg-deb", "-I", next(repo.deb_dir.glob("kubelet_*.deb")), "postinst"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "systemctl enable kubelet.service" in control
 
 
 def test_served_over_http_with_the_requests_recorded(repo):
