@@ -297,7 +297,8 @@ class Lab:
         workdir = config.STATE_DIR / "k8s-repo"
         recipe = json.dumps({"versions": kubernetes_versions, "revision": revision,
                              "control_plane": config.STAND_IN_API_URL,
-                             "tools": k8s_repo.script("kubeadm", "1.0.0")})  # fmt: skip
+                             "packaging": Path(k8s_repo.__file__).read_text(),
+                             "tools": k8s_repo.TOOLS_SOURCE.read_text()})  # fmt: skip
         marker = workdir / "recipe.json"
         if not (marker.is_file() and marker.read_text() == recipe):
             host.remove_tree(workdir)

@@ -139,6 +139,8 @@ def build_package(
     program.write_text(script(name, kubernetes_version, control_plane_url))
     program.chmod(0o755)
     if name == "kubelet":
+        # Like the real package: the static pod directory (so /etc/kubernetes exists too).
+        (tree / "etc" / "kubernetes" / "manifests").mkdir(parents=True)
         units = tree / "usr" / "lib" / "systemd" / "system"
         units.mkdir(parents=True)
         (units / "kubelet.service").write_text(KUBELET_UNIT)

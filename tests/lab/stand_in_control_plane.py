@@ -221,15 +221,25 @@ def kubeconfig(ca: dict, server: str, user: str, organization: str = "") -> str:
 
 
 def empty_state() -> dict:
-    return {"cluster": None, "nodes": {}, "tokens": {}, "certificate_keys": {}, "objects": {}}
+    return {
+        "cluster": None,
+        "nodes": {},
+        "tokens": {},
+        "certificate_keys": {},
+        "objects": {},
+        "applied_at": {},  # object key -> when it was created
+    }
 
 
 class ControlPlane:
     """The cluster state and the commands that read and change it. Thread-safe; persisted
     to `path` (if given) after every change."""
 
-    def __init__(self, path: Path | None = None):
+    def __init__(self, path: Path | None = None, startup: float = 0.0):
+        """startup: seconds a pod takes to start after its node and owner exist, and a node
+        to turn Ready after the pod network was applied (a real cluster always takes some)."""
         self.path = path
+        self.startup = startup
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.state = empty_state()
@@ -261,9 +271,13 @@ class ControlPlane:
         return cluster
 
     def pod_network(self) -> bool:
+        """Whether the pod network runs: a DaemonSet in its namespace applied `startup` ago."""
+        applied = self.state.setdefault("applied_at", {})
         return any(
-            o["kind"] == "DaemonSet" and o["metadata"].get("namespace") == POD_NETWORK_NAMESPACE
-            for o in self.state["objects"].values()
+            o["kind"] == "DaemonSet"
+            and o["metadata"].get("namespace") == POD_NETWORK_NAMESPACE
+            and now() - applied.get(key, 0) >= self.startup
+            for key, o in self.state["objects"].items()
         )
 
     def node_condition(self, node: dict) -> tuple[str, str, str]:
@@ -478,7 +492,19 @@ class ControlPlane:
         stopped posting they keep running but are not ready."""
         record = self.state["nodes"].get(node) if node else None
         alive = bool(record) and now() - record["heartbeat"] <= HEARTBEAT_GRACE
+        owner_key = next(
+            (
+                k
+                for k, o in self.state["objects"].items()
+                if o["kind"] == owner[0] and o["metadata"]["name"] == owner[1]
+            ),
+            "",
+        )
+        since = max(
+            record["created"] if record else 0, self.state.get("applied_at", {}).get(owner_key, 0)
+        )
         started = bool(record) and (host_network or self.pod_network())
+        started = started and now() - since >= self.startup
         phase = "Running" if started else "Pending"
         ready = "True" if started and alive else "False"
         conditions = [
@@ -1242,6 +1268,8 @@ class Kubectl:
                 )
             verb = "created" if old is None else ("unchanged" if old == document else "configured")
             objects[key] = document
+            if old is None:
+                self.plane.state.setdefault("applied_at", {})[key] = now()
             out.append(f"{resource_name(kind)}/{meta['name']} {verb}\n")
         self.plane.save()
         return {"stdout": "".join(out)}
@@ -1255,9 +1283,9 @@ class Kubectl:
                 if kind == "Node":
                     self.plane.state["nodes"].pop(name, None)
                 else:
-                    self.plane.state["objects"].pop(
-                        f"{kind}/{obj['metadata'].get('namespace', '')}/{name}", None
-                    )
+                    key = f"{kind}/{obj['metadata'].get('namespace', '')}/{name}"
+                    self.plane.state["objects"].pop(key, None)
+                    self.plane.state["applied_at"].pop(key, None)
                 out.append(f'{resource_name(kind)} "{name}" deleted\n')
         self.plane.save()
         return {"stdout": "".join(out)}
@@ -1455,8 +1483,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def serve(address: str, port: int, state: Path | None) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"plane": ControlPlane(state)})
+def serve(address: str, port: int, state: Path | None, startup: float) -> ThreadingHTTPServer:
+    handler = type("BoundHandler", (Handler,), {"plane": ControlPlane(state, startup)})
     return ThreadingHTTPServer((address, port), handler)
 
 
@@ -1464,9 +1492,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--listen", required=True, help="address:port")
     parser.add_argument("--state", type=Path, required=True, help="JSON file of the state")
+    parser.add_argument(
+        "--startup-seconds",
+        type=float,
+        default=3.0,
+        help="how long pods take to start, nodes to turn Ready (default 3)",
+    )
     args = parser.parse_args()
     address, port = args.listen.rsplit(":", 1)
-    server = serve(address, int(port), args.state)
+    server = serve(address, int(port), args.state, args.startup_seconds)
     print(f"stand-in control plane on {args.listen}, state {args.state}", flush=True)
     server.serve_forever()
 

@@ -97,8 +97,12 @@ def read(path):
 
 
 def command_output(argv):
+    """Output of a command the stand-in runs for itself (not logged as a call)."""
+    env = {**os.environ, "STAND_IN_INTERNAL": "1"}
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            argv, capture_output=True, text=True, timeout=10, env=env
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
 
@@ -218,7 +222,8 @@ def kubelet(argv):
 
 def main():
     argv = sys.argv[1:]
-    log_call(TOOL, argv)
+    if not os.environ.get("STAND_IN_INTERNAL"):
+        log_call(TOOL, argv)
     answered = local(argv)
     if answered is not None:
         sys.stdout.write(answered[0])

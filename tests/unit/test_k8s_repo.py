@@ -136,6 +136,7 @@ def test_kubelet_package_ships_an_enabled_service_running_the_placeholder(unpack
         check=True,
     ).stdout
     assert "systemctl enable kubelet.service" in control
+    assert (unpacked / "etc/kubernetes/manifests").is_dir()  # as the real package ships it
 
 
 def test_served_over_http_with_the_requests_recorded(repo):

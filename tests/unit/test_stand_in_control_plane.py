@@ -318,3 +318,14 @@ def test_state_survives_a_restart_of_the_service(tmp_path):
     cluster.init()
     assert cp.ControlPlane(path).state["nodes"].keys() == {"cp1"}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_pods_take_time_to_start_and_nodes_to_turn_ready(built, monkeypatch):
+    built.plane.startup = 3.0
+    built.apply_flannel()
+    assert "node w1 is not Ready" in ready.problems(built.status(), ["cp1", "w1", "w2"])
+    later = cp.now() + 3.5
+    monkeypatch.setattr(cp, "now", lambda: later)
+    for node in built.plane.state["nodes"].values():
+        node["heartbeat"] = later
+    assert ready.problems(built.status(), ["cp1", "w1", "w2"]) == []
