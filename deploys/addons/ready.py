@@ -4,8 +4,11 @@ Ready means every node of the inventory is registered and Ready, every node runs
 pod of the network plugin (deploys/addons/network.py), and every kube-system pod is Running
 and ready. A ready cluster makes the wait
 a no-op, so a converged run reports no change; otherwise the run waits (each wait bounded by
-`ready_timeout`) and prints a short summary: nodes and roles, versions, where the
-kubeconfig is, the Kuboard address. No secret is part of it.
+`ready_timeout`). A run that waited or changed the first control plane (init, join
+credentials, add-ons) prints a short summary: nodes and roles, versions, where the
+kubeconfig is, the Kuboard address. The cluster may be ready before the wait (the Kuboard
+agent's wait needs the pod network), so the wait alone does not decide. No secret is part
+of the summary.
 """
 
 from __future__ import annotations
@@ -162,4 +165,11 @@ def wait_for_cluster():
         for line in summary(ctx, host.get_fact(ClusterStatus)):
             host.log(line)
 
-    python.call(name="cluster: print summary", function=print_summary, _if=waited.did_change)
+    def run_changed_this_node() -> bool:
+        # When the summary is due, every earlier operation of this node has completed.
+        return waited.did_change() or any(
+            data.operation_meta.is_complete() and data.operation_meta.did_change()
+            for data in host.state.ops[host].values()
+        )
+
+    python.call(name="cluster: print summary", function=print_summary, _if=run_changed_this_node)
