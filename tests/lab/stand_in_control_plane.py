@@ -817,6 +817,7 @@ class Kubeadm:
         alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
         token_id = "".join(secrets.choice(alphabet) for _ in range(6))
         secret = "".join(secrets.choice(alphabet) for _ in range(16))
+        self.plane.state.setdefault("issued_secrets", []).append(f"{token_id}.{secret}")
         self.plane.state["tokens"][token_id] = {
             "secret": secret,
             "expires": now() + parse_duration(ttl),
@@ -872,6 +873,7 @@ class Kubeadm:
     def upload_certs(self) -> dict:
         cluster = self.require_admin()
         key = secrets.token_hex(32)
+        self.plane.state.setdefault("issued_secrets", []).append(key)
         self.plane.state["certificate_keys"][key] = {"expires": now() + CERTIFICATE_KEY_TTL}
         self.plane.save()
         del cluster

@@ -1,0 +1,204 @@
+"""The rehearsal: the real `pyinfra -y inventory.py deploys/cluster.py`, over SSH, on the
+test lab's nodes (testlab1 the control plane, testlab2 and testlab3 workers, as the cluster
+file `Lab.up` writes them), against the stand-in Kubernetes packages and control plane and
+the stand-in Kuboard server (test doubles: tests/lab/k8s_repo.py,
+tests/lab/stand_in_control_plane.py, tests/stand_ins/kuboard_server.py).
+
+Everything the deploy does to a node is real (apt, systemd, files, SSH); only what happens
+inside Kubernetes is scripted. What the deploy asked for is read from each node's calls log
+(/var/log/pyinfra-kubeadm-stand-in/calls.log), over SSH.
+
+The cluster file is used exactly as `python -m tests.lab up` writes it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from tests.lab.fixture import LAB_NODES
+from tests.lab.runs import Run, pyinfra
+from tests.stand_ins.kuboard_server import AGENT_KEY
+
+pytestmark = pytest.mark.lab
+
+CALLS_LOG = "/var/log/pyinfra-kubeadm-stand-in/calls.log"
+FIRST, WORKERS = LAB_NODES[0], LAB_NODES[1:]
+FLANNEL_APPLY = "apply -f /etc/kubernetes/addons/flannel.yaml"
+KUBOARD_APPLY = "apply -f /etc/kubernetes/addons/kuboard-agent.yaml"
+# Subcommands that change a cluster; anything else the deploy runs only reads.
+MUTATING = {
+    "kubeadm": ("init", "join", "reset", "upgrade", "token create", "token delete", "certs"),
+    "kubectl": ("apply", "create", "delete", "replace", "patch", "edit", "label", "annotate",
+                "taint", "cordon", "uncordon", "drain", "scale", "rollout restart"),
+}  # fmt: skip
+# Options the deploy passes that take a value as the next argument.
+VALUED_OPTIONS = {"--kubeconfig", "-n", "--namespace", "-o", "--output", "-f", "--filename",
+                  "--timeout", "--for", "--ttl", "--description", "--config", "--cri-socket",
+                  "--kubernetes-version", "--image-repository", "--field-selector"}  # fmt: skip
+# What a node keeps of an earlier rehearsal or package test, removed before and after.
+FORGET = (
+    "command -v kubeadm >/dev/null && kubeadm reset -f >/dev/null 2>&1;"
+    " apt-mark unhold kubeadm kubelet kubectl >/dev/null 2>&1;"
+    " apt-get purge -y -q kubeadm kubelet kubectl >/dev/null 2>&1;"
+    " rm -rf /etc/kubernetes /var/lib/kubelet /root/.kube /var/log/pyinfra-kubeadm-stand-in"
+    " /etc/apt/sources.list.d/kubernetes.list /etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+)
+
+
+@dataclass(frozen=True)
+class Call:
+    stamp: str  # UTC, microseconds: sorts in time order across nodes (one host clock)
+    node: str
+    tool: str
+    args: list[str]
+
+    @property
+    def line(self) -> str:
+        return " ".join(self.args)
+
+    @property
+    def words(self) -> str:
+        """The subcommand and its operands: the arguments without options and their values."""
+        words, skip = [], False
+        for arg in self.args:
+            if skip:
+                skip = False
+            elif arg.startswith("-"):
+                skip = "=" not in arg and arg in VALUED_OPTIONS
+            else:
+                words.append(arg)
+        return " ".join(words)
+
+    @property
+    def mutating(self) -> bool:
+        return any(self.words.startswith(verb) for verb in MUTATING.get(self.tool, ()))
+
+
+def calls(lab) -> list[Call]:
+    """Every call the stand-ins logged on every node, in time order."""
+    found = []
+    for name in LAB_NODES:
+        text = lab.ssh(name, f"cat {CALLS_LOG} 2>/dev/null || true").stdout
+        for line in text.splitlines():
+            stamp, tool, *rest = line.split(" ", 2)
+            found.append(Call(stamp, name, tool, shlex.split(rest[0]) if rest else []))
+    return sorted(found, key=lambda c: c.stamp)
+
+
+def forget(lab) -> None:
+    for name in LAB_NODES:
+        lab.ssh(name, FORGET, check=False)
+    lab.reset_control_plane()
+
+
+@dataclass(frozen=True)
+class Rehearsal:
+    cold: Run
+    converged: Run
+    cold_calls: list[Call]
+    converged_calls: list[Call]  # those of the second run only
+    state: dict  # the stand-in control plane's, after both runs
+    inventory: dict
+
+
+@pytest.fixture(scope="module")
+def rehearsal(lab) -> Rehearsal:
+    forget(lab)
+    cluster_file = lab.inventory_path
+    inventory = yaml.safe_load(cluster_file.read_text())
+    cold = pyinfra("deploys/cluster.py", cluster_file)
+    cold_calls = calls(lab)
+    converged = pyinfra("deploys/cluster.py", cluster_file)
+    converged_calls = calls(lab)[len(cold_calls) :]
+    yield Rehearsal(cold, converged, cold_calls, converged_calls, lab.control_plane_state(),
+                    inventory)  # fmt: skip
+    forget(lab)
+
+
+def test_the_lab_cluster_file_has_one_control_plane_and_two_workers(rehearsal):
+    roles = {h["name"]: h["roles"] for h in rehearsal.inventory["hosts"]}
+    assert roles == {FIRST: ["control_plane"], **{w: ["worker"] for w in WORKERS}}
+
+
+def test_cold_run_succeeds(rehearsal):
+    assert rehearsal.cold.result.returncode == 0, rehearsal.cold.output[-5000:]
+    totals = rehearsal.cold.totals()
+    assert totals["success"] > 0 and totals["error"] == 0
+
+
+def test_cold_run_initializes_once_then_joins_each_worker_once(rehearsal):
+    mutating = [(c.node, c.tool, c.args[0]) for c in rehearsal.cold_calls
+                if c.tool == "kubeadm" and c.args[:1] in (["init"], ["join"])]  # fmt: skip
+    assert mutating[0] == (FIRST, "kubeadm", "init")
+    assert sorted(mutating[1:]) == [(w, "kubeadm", "join") for w in WORKERS]
+
+
+def test_join_credentials_are_made_after_init_and_removed_after_the_joins(rehearsal):
+    first = [c for c in rehearsal.cold_calls if c.node == FIRST and c.tool == "kubeadm"]
+    order = [c.line for c in first if c.args[:1] in (["init"], ["token"])]
+    assert order[0].startswith("init --config") and order[1].startswith("token create")
+    assert order[2].startswith("token delete")
+    joins = [c.stamp for c in rehearsal.cold_calls if c.args[:1] == ["join"]]
+    created, deleted = (next(c.stamp for c in first if c.line.startswith(o)) for o in
+                        ("token create", "token delete"))  # fmt: skip
+    assert all(created < stamp < deleted for stamp in joins)
+
+
+@pytest.mark.parametrize("apply", [FLANNEL_APPLY, KUBOARD_APPLY])
+def test_addons_are_applied_once_on_the_first_control_plane(rehearsal, apply):
+    every = rehearsal.cold_calls + rehearsal.converged_calls
+    applied = [c.node for c in every if c.tool == "kubectl" and apply in c.line]
+    assert applied == [FIRST]
+
+
+def test_kuboard_agent_came_from_the_stand_in_server(rehearsal):
+    objects = rehearsal.state["objects"]
+    assert any(o["kind"] == "Deployment" and o["metadata"]["namespace"] == "kuboard"
+               for o in objects.values())  # fmt: skip
+
+
+def test_every_node_is_ready_in_the_stand_in_control_plane(rehearsal):
+    assert rehearsal.state["ready"] == {name: True for name in LAB_NODES}
+
+
+def test_final_summary_lists_every_node(rehearsal):
+    output = rehearsal.cold.output
+    assert f"cluster ready: {len(LAB_NODES)} nodes" in output, output[-3000:]
+    version = rehearsal.inventory["settings"]["kubernetes_version"]
+    for name in LAB_NODES:
+        row = re.search(rf"^.*\b{name}\s+\S+\s+(\S+)\s+(v\S+)\s+(containerd://\S+)", output, re.M)
+        assert row, f"no summary row for {name}"
+        assert row[2] == f"v{version}"
+        assert row[1] == ("control-plane" if name == FIRST else "worker")
+
+
+def test_second_run_changes_nothing(rehearsal):
+    assert rehearsal.converged.result.returncode == 0, rehearsal.converged.output[-5000:]
+    totals = rehearsal.converged.totals()
+    assert (totals["success"], totals["error"]) == (0, 0), rehearsal.converged.output[-5000:]
+
+
+def test_second_run_only_reads_the_cluster(rehearsal):
+    assert rehearsal.converged_calls, "the second run called no stand-in at all"
+    assert any(c.tool == "kubectl" and "get" in c.args for c in rehearsal.converged_calls)
+    assert [c.line for c in rehearsal.converged_calls if c.mutating] == []
+
+
+def test_no_secret_reaches_pyinfra_output_or_the_calls_logs(rehearsal):
+    issued = rehearsal.state.get("issued_secrets", [])
+    assert issued, "the stand-in issued no bootstrap token"
+    secrets = [*issued, rehearsal.inventory["settings"]["kuboard_agent_token"], AGENT_KEY]
+    logged = "\n".join(c.line for c in rehearsal.cold_calls + rehearsal.converged_calls)
+    for text in (rehearsal.cold.output, rehearsal.converged.output, logged):
+        assert not [s for s in secrets if s in text]
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_kubelet_service_runs_on_every_node(lab, rehearsal, name):
+    assert lab.ssh(name, "systemctl is-active kubelet").stdout.strip() == "active"
+    assert lab.ssh(name, "systemctl is-enabled kubelet").stdout.strip() == "enabled"
