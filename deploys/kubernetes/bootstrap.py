@@ -10,7 +10,8 @@ fresh bootstrap token (and, when a control plane joins, uploads the control-plan
 certificates under a fresh certificate key) into a root-only directory. Each joining node's
 JoinConfiguration is built from them while the run executes — read from the first control
 plane without printing, written root-only through stdin — and removed after the join; the
-credentials directory is removed and the token deleted once every join ran. Discovery is
+credentials directory is removed and the token deleted once every join ran (or by the next
+run, when a killed run left them behind after its joins). Discovery is
 pinned by the CA certificate hash. Control planes join one at a time, workers in parallel.
 
 No secret is ever part of an operation name, a command line, a fact or a log line.
@@ -27,7 +28,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.host import Host
-from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.files import Directory, File, Sha1File
 from pyinfra.facts.server import Home
 from pyinfra.operations import server
 
@@ -390,8 +391,11 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
         name="kubeadm: join worker",
         commands=[join_command(s)] if joining and not node.is_control_plane else [],
     )
+    # Credentials a killed run left behind (every join done, the removal not) go as well.
+    left_over = is_first and not to_join and bool(host.get_fact(Directory, path=CREDENTIALS_DIR))
     server.shell(
-        name="kubeadm: remove join credentials", commands=[cleanup_command()] if to_join else []
+        name="kubeadm: remove join credentials",
+        commands=[cleanup_command()] if to_join or left_over else [],
     )
     server.shell(
         name="kubeadm: install admin kubeconfig for root",

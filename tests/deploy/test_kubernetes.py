@@ -279,6 +279,17 @@ def test_new_control_plane_joins_with_the_certificate_key():
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.0.0.10:6443"
 
 
+def test_credentials_a_killed_run_left_behind_are_removed_by_the_next():
+    """Every node joined, then the run was killed before it removed the join credentials
+    (found by the lab rehearsal): the next run deletes the token and the directory."""
+    left_over = {f"files.Directory(path={CREDENTIALS_DIR})": {"mode": 700, "user": "root"}}
+    result = run(converged=True, host_facts={"cp1": left_over})
+    assert result.changed("cp1") == ["kubeadm: remove join credentials"]
+    (command,) = commands_run(result, "cp1", "kubeadm: remove join credentials")
+    assert "kubeadm token delete" in command and f"rm -rf {CREDENTIALS_DIR}" in command
+    assert result.changed("w1") == [] and result.changed("w2") == []
+
+
 def test_control_planes_join_one_at_a_time_and_workers_in_parallel():
     result = run(cluster=HA)
     assert result.op("cp2", "kubeadm: join control plane").serial
