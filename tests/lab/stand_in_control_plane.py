@@ -983,9 +983,9 @@ class Kubeadm:
             "directories: [/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n",
             "stop": ["kubelet"],
             "removes": [
-                "/etc/kubernetes/manifests",
-                "/etc/kubernetes/pki",
-                "/var/lib/kubelet",
+                "/etc/kubernetes/manifests/",
+                "/etc/kubernetes/pki/",
+                "/var/lib/kubelet/",
                 "/etc/kubernetes/admin.conf",
                 "/etc/kubernetes/super-admin.conf",
                 "/etc/kubernetes/kubelet.conf",

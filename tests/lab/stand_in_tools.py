@@ -151,7 +151,13 @@ def ask(path, request, timeout):
 
 def apply_answer(answer):
     for path in answer.get("removes", []):
-        subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
+        # "dir/": its contents (kubeadm reset keeps the directories themselves)
+        paths = (
+            [os.path.join(path, name) for name in os.listdir(path)]
+            if (path.endswith("/") and os.path.isdir(path))
+            else [path]
+        )
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", *paths], check=False)
     for path, (mode, content) in sorted(answer.get("writes", {}).items()):
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         part = path + ".stand-in-part"

@@ -13,15 +13,21 @@ The cluster file is used exactly as `python -m tests.lab up` writes it.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import signal
+import subprocess
+import time
 from dataclasses import dataclass
 
 import pytest
 import yaml
 
+from deploys.kubernetes.bootstrap import CREDENTIALS_DIR
+from tests.lab import config
 from tests.lab.fixture import LAB_NODES
-from tests.lab.runs import Run, pyinfra
+from tests.lab.runs import PYINFRA, Run, pyinfra
 from tests.stand_ins.kuboard_server import AGENT_KEY
 
 pytestmark = pytest.mark.lab
@@ -202,3 +208,42 @@ def test_no_secret_reaches_pyinfra_output_or_the_calls_logs(rehearsal):
 def test_kubelet_service_runs_on_every_node(lab, rehearsal, name):
     assert lab.ssh(name, "systemctl is-active kubelet").stdout.strip() == "active"
     assert lab.ssh(name, "systemctl is-enabled kubelet").stdout.strip() == "enabled"
+
+
+def test_a_run_killed_during_the_joins_is_completed_by_the_next(lab, rehearsal):
+    """Killed (like Ctrl-C twice, or a lost terminal) once the first worker has joined and
+    before the join credentials are removed; the next run joins the rest, and no node
+    joins twice. Runs last in the module: it rebuilds the cluster from nothing."""
+    forget(lab)
+    before = len(calls(lab))
+    process = subprocess.Popen(
+        [str(PYINFRA), "-y", "inventory.py", "deploys/cluster.py"],
+        cwd=config.REPO_ROOT,
+        env={**os.environ, "CLUSTER": str(lab.inventory_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 900
+        while process.poll() is None and time.monotonic() < deadline:
+            if set(WORKERS) & set(lab.control_plane_state()["nodes"]):
+                break
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    killed = calls(lab)[before:]
+    assert not [c for c in killed if c.words.startswith("token delete")], "killed too late"
+    assert lab.ssh(FIRST, f"test -d {CREDENTIALS_DIR}", check=False).returncode == 0
+    joined = {name for name in WORKERS if name in lab.control_plane_state()["nodes"]}
+    assert joined, "killed before any join"
+
+    rerun = pyinfra("deploys/cluster.py", lab.inventory_path)
+    assert rerun.result.returncode == 0, rerun.output[-5000:]
+    after = calls(lab)[before:]
+    joins = sorted(c.node for c in after if c.tool == "kubeadm" and c.words.startswith("join"))
+    assert joins == sorted(WORKERS)  # each once, across both runs
+    assert lab.control_plane_state()["ready"] == {name: True for name in LAB_NODES}
+    assert lab.ssh(FIRST, f"test -e {CREDENTIALS_DIR}", check=False).returncode == 1
