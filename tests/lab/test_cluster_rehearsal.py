@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -137,6 +138,18 @@ def test_no_secret_reaches_pyinfra_output_or_the_calls_logs(rehearsal):
     logged = "\n".join(c.line for c in rehearsal.cold_calls + rehearsal.converged_calls)
     for text in (rehearsal.cold.output, rehearsal.converged.output, logged):
         assert not [s for s in secrets if s in text]
+
+
+@pytest.mark.parametrize("name", LAB_NODES)
+def test_no_secret_in_a_file_others_can_read(lab, rehearsal, name):
+    secrets = [*rehearsal.state["issued_secrets"], AGENT_KEY,
+               rehearsal.inventory["settings"]["kuboard_agent_token"]]  # fmt: skip
+    patterns = " ".join(f"-e {shlex.quote(s)}" for s in secrets)
+    readable = (
+        "find /etc /root /home /var /tmp /run -xdev -type f -perm -o=r -print0 2>/dev/null"
+        f" | xargs -0 -r grep -lF {patterns} 2>/dev/null; true"
+    )
+    assert lab.ssh(name, readable).stdout.split() == []
 
 
 @pytest.mark.parametrize("name", LAB_NODES)
