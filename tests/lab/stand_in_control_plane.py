@@ -37,6 +37,11 @@ from pathlib import Path
 
 import yaml
 
+try:  # run as the lab's service: the stand-in tools' source sits next to this file
+    from stand_in_tools import flag
+except ImportError:  # imported as tests.lab.stand_in_control_plane
+    from tests.lab.stand_in_tools import flag
+
 # A node whose kubelet has not posted for this long is NotReady (node-monitor-grace-period).
 HEARTBEAT_GRACE = 40.0
 POD_NETWORK_NAMESPACE = "kube-flannel"
@@ -608,15 +613,6 @@ def parse_documents(text: str, path: str) -> dict[str, dict]:
             )
         found[kind] = document
     return found
-
-
-def flag(argv: list[str], name: str, default: str = "") -> str:
-    for i, arg in enumerate(argv):
-        if arg == name and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith(name + "="):
-            return arg.split("=", 1)[1]
-    return default
 
 
 def preflight(errors: list[str], phase: str = "preflight") -> None:
