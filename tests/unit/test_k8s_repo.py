@@ -170,3 +170,19 @@ def test_apt_accepts_the_signed_repository(repo, keyring, tmp_path):
         policy = run("apt-cache", *options, "policy", "kubeadm")
     assert update.returncode == 0, update.stdout + update.stderr
     assert f"Candidate: {VERSION}-{REVISION}" in policy.stdout
+
+
+def test_several_releases_each_in_the_repository_of_its_minor(tmp_path):
+    """What lets upgrades be rehearsed: one repository per minor, one signing key."""
+    releases = ["1.35.9", "1.34.3"]
+    built = k8s_repo.build_repository(tmp_path, releases, REVISION)
+    assert list(built.deb_dirs) == releases
+    assert built.version == f"1.35.9-{REVISION}"
+    for release, deb_dir in built.deb_dirs.items():
+        assert deb_dir.as_posix().endswith(versions.kubernetes_apt_url("", release).rstrip("/"))
+        assert (deb_dir / f"kubeadm_{release}-{REVISION}_all.deb").is_file()
+        assert (deb_dir / "Release.key").read_text() == built.release_key.read_text()
+        unpacked = tmp_path / f"unpacked-{release}"
+        subprocess.run(["dpkg-deb", "-x", deb_dir / f"kubeadm_{release}-{REVISION}_all.deb",
+                        unpacked], check=True)  # fmt: skip
+        assert run(unpacked / "usr/bin/kubeadm", "version").stdout == f"v{release}\n"
