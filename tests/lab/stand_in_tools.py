@@ -43,7 +43,7 @@ KUBEADM_FILES = (
 SECRET_FLAGS = ("--token", "--certificate-key", "--discovery-token", "--tls-bootstrap-token")
 SECRET_PATTERNS = (
     re.compile(r"\b[a-z0-9]{6}\.[a-z0-9]{16}\b"),  # bootstrap token
-    re.compile(r"\b[0-9a-f]{64}\b"),  # certificate key
+    re.compile(r"(?<!sha256:)\b[0-9a-f]{64}\b"),  # certificate key (a CA hash is public)
     re.compile(r"(token=)[^&\s]+"),
 )
 
@@ -61,9 +61,8 @@ def redact(argv):
                 arg = name + "=<redacted>"
             else:
                 hide = True
-        if "discovery-token-ca-cert-hash" not in arg:
-            for pattern in SECRET_PATTERNS:
-                arg = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<redacted>", arg)
+        for pattern in SECRET_PATTERNS:
+            arg = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<redacted>", arg)
         out.append(arg)
     return out
 

@@ -4,6 +4,7 @@ built, signed, served and accepted by apt on this machine, without the lab."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 import urllib.request
@@ -186,3 +187,40 @@ def test_several_releases_each_in_the_repository_of_its_minor(tmp_path):
         subprocess.run(["dpkg-deb", "-x", deb_dir / f"kubeadm_{release}-{REVISION}_all.deb",
                         unpacked], check=True)  # fmt: skip
         assert run(unpacked / "usr/bin/kubeadm", "version").stdout == f"v{release}\n"
+
+
+def test_each_call_is_logged_with_a_utc_microsecond_timestamp(unpacked, tmp_path):
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "STAND_IN_CALLS_LOG": str(log)}
+    argv = [unpacked / "usr/bin/kubeadm", "config", "images", "list"]
+    subprocess.run([str(a) for a in argv], env=env, capture_output=True, check=True)
+    (line,) = log.read_text().splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z kubeadm config images list", line
+    ), line
+
+
+TOKEN = "abcdef.0123456789abcdef"
+KEY = "0f" * 32
+HASH = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("argv", "logged"),
+    [
+        (["join", "--token", TOKEN], ["join", "--token", "<redacted>"]),
+        ([f"--token={TOKEN}"], ["--token=<redacted>"]),
+        (["--certificate-key", KEY], ["--certificate-key", "<redacted>"]),
+        (["x", f"a{TOKEN}b", KEY], ["x", f"a{TOKEN}b", "<redacted>"]),  # a token only as a word
+        (
+            [f"kubeadm join 1.2.3.4:6443 --token {TOKEN}"],
+            ["kubeadm join 1.2.3.4:6443 --token <redacted>"],
+        ),
+        (["http://k/x?token=s3cr3t&a=b"], ["http://k/x?token=<redacted>&a=b"]),
+        (["--discovery-token-ca-cert-hash", HASH], ["--discovery-token-ca-cert-hash", HASH]),
+    ],
+)
+def test_secrets_are_redacted_from_the_calls_log(argv, logged):
+    from tests.lab import stand_in_tools
+
+    assert stand_in_tools.redact(argv) == logged
