@@ -1,9 +1,13 @@
-"""Benchmark of deploys/node.py on the test lab: a cold run, a converged re-run, and
-pyinfra's own floor on the same nodes.
+"""Benchmark of deploys/node.py and deploys/cluster.py on the test lab: for each, a cold
+run and a converged re-run, and pyinfra's own floor on the same nodes.
 
     python -m tests.lab.benchmark                 # 3 fresh nodes: `down`, then `up`
     python -m tests.lab.benchmark --nodes 9       # 9 nodes (suites cycled)
     python -m tests.lab.benchmark --reuse         # the lab as it is (brought up if it is not)
+
+node.py runs first on fresh nodes, then cluster.py on the same nodes (its cold run is then
+the Kubernetes half: packages, init, joins, add-ons, against the lab's stand-in control
+plane, a test double: what runs inside Kubernetes is scripted, all else is real).
 
 It runs on the test lab (inventory/testlab.yaml), the tests' own, never on a lab a person
 started with `python -m tests.lab up`.
@@ -37,6 +41,7 @@ from tests.lab.api import Lab  # noqa: E402
 
 SUITES = ("bookworm", "trixie", "sid")
 DEPLOY = ["-y", "inventory.py", "deploys/node.py"]
+CLUSTER_DEPLOY = ["-y", "inventory.py", "deploys/cluster.py"]
 FLOOR = ["-y", "inventory.py", "exec", "--", "true"]
 
 
@@ -120,7 +125,8 @@ def main() -> int:
     if not args.reuse:
         Lab.load().down()
     lab = Lab.up(nodes=args.nodes, suites=SUITES)
-    runs = [run(lab, label) for label in ("cold", "converged")]
+    runs = [run(lab, f"node.py {label}") for label in ("cold", "converged")]
+    runs += [run(lab, f"cluster.py {label}", CLUSTER_DEPLOY) for label in ("cold", "converged")]
     report(args.nodes, runs, run(lab, "pyinfra floor", FLOOR))
     return 0
 
