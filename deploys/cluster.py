@@ -5,15 +5,13 @@ printing a summary.
 pyinfra inventory.py deploys/cluster.py
 """
 
-from deploys.addons import converge_addons, wait_for_cluster
-from deploys.kubernetes import converge_kubernetes
+from pyinfra import host
+
+from deploys.addons import wait_for_cluster
+from deploys.concerns import CLUSTER
 from deploys.preflight import check_cluster
-from deploys.runtime.containerd import converge_containerd
-from deploys.system import prepare_system
 
 check_cluster()
-prepare_system()
-converge_containerd()
-converge_kubernetes()
-converge_addons()
+for concern in host.loop(CLUSTER):
+    concern.converge()
 wait_for_cluster()

@@ -1,7 +1,11 @@
-"""What a deploy knows about the node it runs on: the node, the whole cluster, its settings.
+"""What a deploy knows about the node it runs on: the node, the whole cluster, its settings,
+and the three facts of the host that files depend on: the OS release, the package
+architecture and the containerd version.
 
-Built the same way for a live pyinfra host (`NodeContext.of(host)`) and for the offline
-renderer (`NodeContext.from_cluster(cluster, node)`), so both produce the same files.
+Built the same way for a live pyinfra host (`NodeContext.of(host, ...)`, the host facts
+read by the concern that needs them) and for the offline renderer
+(`NodeContext.from_cluster(cluster, node, ...)`, the host facts assumed), so both produce
+the same files: every concern's `rendered_files(ctx)` (see deploys/concerns.py).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from dataclasses import dataclass
 
 from pyinfra.api import OperationError
 
+from deploys.distro import Release
 from deploys.settings import SETTING_NAMES, Cluster, Node, Settings
 
 # Settings that pyinfra data must not carry: they come from the cluster file only (the SSH
@@ -27,6 +32,10 @@ class NodeContext:
     node: Node  # the node being converged
     nodes: tuple[Node, ...]  # every node of the cluster, in cluster-file order
     settings: Settings  # this node's settings (defaults < cluster < host overrides)
+    # Host facts, where a concern needs them (None / "" where it does not).
+    release: Release | None = None  # the OS release
+    arch: str = ""  # package architecture: "amd64", "arm64"
+    containerd_version: str = ""  # `containerd --version` or a version like "1.7.28"
 
     @property
     def control_planes(self) -> tuple[Node, ...]:
@@ -47,14 +56,18 @@ class NodeContext:
         return s.control_plane_endpoint or f"{self.first_control_plane.address}:{s.api_port}"
 
     @classmethod
-    def from_cluster(cls, cluster: Cluster, node: Node) -> NodeContext:
-        return cls(node=node, nodes=cluster.nodes, settings=cluster.settings_for(node))
+    def from_cluster(cls, cluster: Cluster, node: Node, **host_facts) -> NodeContext:
+        """The context of `node` of a checked cluster file; `host_facts`: release, arch,
+        containerd_version."""
+        return cls(
+            node=node, nodes=cluster.nodes, settings=cluster.settings_for(node), **host_facts
+        )
 
     @classmethod
-    def of(cls, host) -> NodeContext:
-        """The context of a live pyinfra host (its data must come from inventory.py). A
-        setting given as pyinfra data (`--data`, group_data/) stops the run: it would be
-        ignored."""
+    def of(cls, host, **host_facts) -> NodeContext:
+        """The context of a live pyinfra host (its data must come from inventory.py);
+        `host_facts`: release, arch, containerd_version, as read from the host. A setting
+        given as pyinfra data (`--data`, group_data/) stops the run: it would be ignored."""
         data = host.data
         stray = sorted(_NOT_PYINFRA_DATA.intersection(data.dict()))
         if stray:
@@ -62,4 +75,4 @@ class NodeContext:
                 f"{host.name}: {', '.join(stray)} given as pyinfra data (--data or "
                 "group_data/), which settings are never read from: set it in the cluster file"
             )
-        return cls(node=data.node, nodes=data.nodes, settings=data.settings)
+        return cls(node=data.node, nodes=data.nodes, settings=data.settings, **host_facts)

@@ -3,10 +3,11 @@
 pyinfra inventory.py deploys/node.py
 """
 
+from pyinfra import host
+
+from deploys.concerns import NODE
 from deploys.preflight import check_cluster
-from deploys.runtime.containerd import converge_containerd
-from deploys.system import prepare_system
 
 check_cluster()
-prepare_system()
-converge_containerd()
+for concern in host.loop(NODE):
+    concern.converge()

@@ -32,12 +32,11 @@ import os
 import shutil
 from pathlib import Path
 
-from deploys import addons, kubernetes, system, versions
+from deploys import distro, versions
+from deploys.concerns import CLUSTER
 from deploys.context import NodeContext
 from deploys.inventory import refusal
-from deploys.runtime import containerd
 from deploys.settings import Cluster, ClusterError, Node, load_cluster, without_secrets
-from deploys.system.release import Release
 
 # Marks a directory this renderer wrote, so that rendering again may replace it.
 MARKER = ".pyinfra-kubeadm-render"
@@ -47,23 +46,6 @@ DEFAULT_CONTAINERD = "1.7.0"
 # dpkg architectures with packages in the Kubernetes repository (pkgs.k8s.io builds for
 # x86_64, aarch64, ppc64le and s390x) and in Docker's.
 ARCHITECTURES = ("amd64", "arm64", "ppc64el", "s390x")
-# The supported releases as os-release names them (ID, VERSION_ID, VERSION_CODENAME).
-RELEASES = {
-    "ubuntu-20.04": ("ubuntu", "20.04", "focal"),
-    "ubuntu-22.04": ("ubuntu", "22.04", "jammy"),
-    "ubuntu-24.04": ("ubuntu", "24.04", "noble"),
-    "debian-11": ("debian", "11", "bullseye"),
-    "debian-12": ("debian", "12", "bookworm"),
-    "debian-13": ("debian", "13", "trixie"),
-}
-
-
-def os_release(name: str) -> dict[str, str]:
-    """{id, version, codename} of a release named like "ubuntu-24.04", as the deploy's
-    facts read them; ValueError for a release the project does not support."""
-    if name not in RELEASES:
-        raise ValueError(f"unknown OS release {name!r}: one of {', '.join(RELEASES)}")
-    return dict(zip(("id", "version", "codename"), RELEASES[name], strict=True))
 
 
 def node_files(
@@ -75,17 +57,17 @@ def node_files(
     with_secrets: bool = False,
 ) -> dict[str, str]:
     """{remote path: content} of every file the deploy writes on `node`."""
-    ctx = NodeContext.from_cluster(cluster, node)
+    settings = cluster.settings_for(node)
+    ctx = NodeContext.from_cluster(
+        cluster,
+        node,
+        release=distro.release(os_name),
+        arch=arch,
+        containerd_version=settings.containerd_version or containerd_version,
+    )
     if not with_secrets:
         ctx = dataclasses.replace(ctx, settings=without_secrets(ctx.settings))
-    release = os_release(os_name)
-    version = ctx.settings.containerd_version or containerd_version
-    return {
-        **system.system_files(ctx, Release.parse(release["id"], release["version"])),
-        **containerd.rendered_files(ctx.settings, release, arch, version),
-        **kubernetes.rendered_files(ctx),
-        **addons.rendered_files(ctx),
-    }
+    return {path: text for concern in CLUSTER for path, text in concern.rendered_files(ctx).items()}
 
 
 def _write(path: Path, content: str) -> None:
@@ -119,8 +101,8 @@ def _argument_problems(out_dir: Path, os_name: str, arch: str, containerd_versio
     problem = _out_dir_problem(out_dir)
     if problem:
         yield problem
-    if os_name not in RELEASES:
-        yield f"--os {os_name!r}: not one of {', '.join(RELEASES)}"
+    if os_name not in distro.RELEASES:
+        yield f"--os {os_name!r}: not one of {', '.join(distro.RELEASES)}"
     if arch not in ARCHITECTURES:
         yield f"--arch {arch!r}: not one of {', '.join(ARCHITECTURES)}"
     try:

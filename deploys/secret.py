@@ -18,6 +18,8 @@ from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.host import Host
 from pyinfra.facts.files import File, Sha1File
 
+from deploys.failure import fail
+
 MODE = 600
 
 
@@ -47,7 +49,8 @@ def put(dest: str, content: str):
         content += "\n"
     current = host.get_fact(File, path=dest)
     if current is False:
-        raise OperationError(f"{dest} exists and is not a file")
+        yield fail(f"{dest} exists and is not a file")
+        return
     up_to_date = (
         current
         and (current["mode"], current["user"], current["group"]) == (MODE, "root", "root")
@@ -64,7 +67,8 @@ def output(command: StringCommand, what: str, target: Host | None = None) -> str
     host of the inventory) with that host's connection arguments (sudo ...). Neither the
     command nor its output is printed at any verbosity. A failure raises OperationError
     naming `what` and the host, with the command's error output, which therefore must not
-    echo secrets: commands take them from root-only files, never from their command line."""
+    echo secrets: commands take them from root-only files, never from their command line.
+    An operation body turns that error into deploys.failure.fail (it must not raise)."""
     target = target or host
     arguments, _ = pop_global_arguments(target.state, target, {})
     connection = {k: v for k, v in arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}

@@ -298,12 +298,6 @@ def without_secrets(settings: Settings) -> Settings:
 
 
 ROLES = ("control_plane", "worker")
-# Kernel parameters kubeadm's preflight requires; every node gets them (deploys/system/sysctl.py).
-REQUIRED_SYSCTLS = {
-    "net.bridge.bridge-nf-call-iptables": "1",
-    "net.bridge.bridge-nf-call-ip6tables": "1",
-    "net.ipv4.ip_forward": "1",
-}
 HOST_KEYS = ("name", "address", "roles", "settings")
 
 _CHOICES = {
@@ -311,23 +305,17 @@ _CHOICES = {
     "time_sync": ("chrony", "ntp", "timesyncd"),
     "firewall": ("open", "disabled"),
     "kube_proxy_mode": ("iptables", "nftables", "ipvs"),
-    "flannel_backend": ("vxlan", "host-gw", "wireguard"),
 }
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SIZE = re.compile(r"^[0-9]+(Ki|Mi|Gi)$")
-_RELEASE = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
-_CNI_PLUGIN_RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+(-flannel[0-9]+)?")
 # registry host[:port] followed by repository path components, e.g. ghcr.io/flannel-io.
-_IMAGE_REPOSITORY = re.compile(
+IMAGE_REPOSITORY = re.compile(
     r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
 )
 # http(s)://host[:port][/path]: no credentials, query or fragment.
-_SERVER_URL = re.compile(
+SERVER_URL = re.compile(
     r"https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]+)?(/[A-Za-z0-9_.~/-]*)?"
 )
-_URL_WORD = re.compile(r"[A-Za-z0-9._~-]+")
-_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
-_SYSCTL_VALUE = re.compile(r"[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*")
 # A host name or an IP address (v4 or v6).
 _NTP_SERVER = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
 # http(s)://host[:port][/path] of an apt repository; pkgs.k8s.io paths hold colons.
@@ -346,25 +334,12 @@ _ENDPOINT = re.compile(r"[A-Za-z0-9.\-\[\]:]+:[0-9]+")
 # String settings checked by format alone: (pattern, what a good value is, may be empty).
 _FORMATS = {
     "container_log_max_size": (_SIZE, "like '10Mi'", False),
-    "flannel_version": (_RELEASE, "a release like 'v0.27.4'", False),
-    "flannel_cni_plugin_version": (_CNI_PLUGIN_RELEASE, "a tag like 'v1.8.0-flannel1'", False),
     "control_plane_endpoint": (_ENDPOINT, "'host:port'", True),
     "containerd_version": (_DEB_VERSION, "an apt version", True),
     "docker_apt_repo": (_APT_URL, "an http(s) URL", False),
     "kubernetes_apt_repo": (_APT_URL, "an http(s) URL", False),
     "kubernetes_package_revision": (_PACKAGE_REVISION, "a revision like '1.1'", False),
-    "image_repository": (_IMAGE_REPOSITORY, "a registry prefix like 'registry.k8s.io'", False),
-    "flannel_image_repository": (
-        _IMAGE_REPOSITORY,
-        "a registry prefix like 'ghcr.io/flannel-io'",
-        True,
-    ),
-    "kuboard_image_repository": (
-        _IMAGE_REPOSITORY,
-        "a registry prefix like 'ghcr.io/flannel-io'",
-        True,
-    ),
-    "kuboard_server": (_SERVER_URL, "like 'http://10.0.0.5:80'", True),
+    "image_repository": (IMAGE_REPOSITORY, "a registry prefix like 'registry.k8s.io'", False),
     "admin_user": (_USER_NAME, "a user name", True),
 }
 
@@ -724,7 +699,7 @@ def _check_values(path: str, where: str, values: dict) -> None:
         if not _REGISTRY.fullmatch(str(registry)):
             raise fail(f"registry_mirrors.{registry}", "is not a registry host[:port]")
         if not isinstance(mirrors, list) or not all(
-            isinstance(m, str) and _SERVER_URL.fullmatch(m) for m in mirrors
+            isinstance(m, str) and SERVER_URL.fullmatch(m) for m in mirrors
         ):
             raise fail(f"registry_mirrors.{registry}", "expected a list of http(s):// URLs")
     for registry, auth in s.registry_auth.items():
@@ -736,32 +711,13 @@ def _check_values(path: str, where: str, values: dict) -> None:
             raise fail(f"registry_auth.{registry}", "username and password must be one line")
         if ":" in auth["username"]:
             raise fail(f"registry_auth.{registry}", "a username cannot contain ':'")
-    for key, value in s.sysctls.items():
-        if not _SYSCTL_KEY.fullmatch(str(key)):
-            raise fail(f"sysctls.{key}", "is not a sysctl name like 'vm.max_map_count'")
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise fail(f"sysctls.{key}", "the value must be a string or an integer")
-        if not _SYSCTL_VALUE.fullmatch(str(value)):
-            raise fail(f"sysctls.{key}", f"{value!r}: expected one line of text")
-        if key in REQUIRED_SYSCTLS and " ".join(str(value).split()) != REQUIRED_SYSCTLS[key]:
-            raise fail(f"sysctls.{key}", f"kubeadm requires {REQUIRED_SYSCTLS[key]}")
+    for check in _concern_checks():
+        for key, message in check(s):
+            raise fail(key, message)
     if not s.time_servers or not all(
         isinstance(t, str) and _NTP_SERVER.fullmatch(t) for t in s.time_servers
     ):
         raise fail("time_servers", "expected a non-empty list of host names or IP addresses")
-    if s.kuboard_server and not s.kuboard_agent_token:
-        raise fail("kuboard_agent_token", "required when kuboard_server is set")
-    if pods.version != 4:
-        raise fail("pod_subnet", f"{s.pod_subnet}: flannel's network must be IPv4")
-    if s.kuboard_server:
-        if not _URL_WORD.fullmatch(s.kuboard_agent_token):
-            raise fail("kuboard_agent_token", "may hold only letters, digits and . _ ~ -")
-        if not _URL_WORD.fullmatch(s.kuboard_cluster_name):
-            raise fail(
-                "kuboard_cluster_name",
-                f"{s.kuboard_cluster_name!r}: required with kuboard_server; letters, digits "
-                "and . _ ~ - only",
-            )
     if s.ready_timeout <= 0:
         raise fail("ready_timeout", f"{s.ready_timeout} is not a positive number of seconds")
     for san in s.cert_sans:
@@ -769,6 +725,16 @@ def _check_values(path: str, where: str, values: dict) -> None:
             raise fail("cert_sans", f"{san!r} is not a DNS name or an IP address")
     _check_scheduler(path, where, s)
     _check_containerd(path, where, s)
+
+
+def _concern_checks():
+    """The checks each concern keeps beside itself: functions of the merged Settings that
+    yield (setting, problem). Imported here, when a cluster file is checked: the concerns
+    import this module."""
+    from deploys.addons import kuboard, network
+    from deploys.system import sysctl
+
+    return (sysctl.check_settings, network.PLUGIN.check_settings, kuboard.check_settings)
 
 
 def _check_scheduler(path: str, where: str, s: Settings) -> None:

@@ -1,6 +1,7 @@
 """Version decisions: which Kubernetes releases are supported and what follows from a version.
 
-Pure functions on version strings, tested in tests/unit/test_versions.py.
+Pure functions on version strings, tested in tests/unit/test_kubeadm_decisions.py (Kubernetes)
+and tests/unit/test_containerd_versions.py (containerd).
 """
 
 from __future__ import annotations

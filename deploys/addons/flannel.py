@@ -1,4 +1,5 @@
-"""flannel: the pod network, rendered from the project's own manifest template.
+"""flannel: the pod network plugin (see deploys/addons/network.py for what a plugin
+provides), rendered from the project's own manifest template.
 
 The manifest is written on the first control plane and applied from there only when its
 rendered content changed, so a converged cluster is never re-applied.
@@ -13,7 +14,10 @@ node at a time.
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
+import re
+from collections.abc import Iterator
 
 import yaml
 from pyinfra.api import QuoteString, StringCommand, deploy
@@ -21,11 +25,19 @@ from pyinfra.operations import files, server
 
 from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
+from deploys.settings import IMAGE_REPOSITORY, Node, Settings
 from deploys.templating import render
 
+NAME = "flannel"
 MANIFEST = f"{ADDONS_DIR}/flannel.yaml"
+# Readiness: a ready pod of this DaemonSet, in this namespace, on every node.
 NAMESPACE = "kube-flannel"
 DAEMONSET = "kube-flannel-ds"
+BACKENDS = ("vxlan", "host-gw", "wireguard")
+# UDP ports each backend's traffic between nodes uses (host-gw: plain routing, none).
+BACKEND_PORTS = {"vxlan": ((8472, 8472),), "wireguard": ((51820, 51821),)}  # IPv4, IPv6 tunnels
+_RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")
+_CNI_PLUGIN_RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+(-flannel[0-9]+)?")
 
 # The CNI configuration flannel installs on every node (/etc/cni/net.d/10-flannel.conflist).
 CNI_CONF = {
@@ -104,6 +116,43 @@ def replace_other_selector(text: str) -> StringCommand:
     )  # fmt: skip
 
 
+def ports(node: Node, settings: Settings) -> tuple[tuple[int, int, str], ...]:
+    """(first, last, protocol) of the ports every node serves for the pod network."""
+    return tuple(
+        (first, last, "udp") for first, last in BACKEND_PORTS.get(settings.flannel_backend, ())
+    )
+
+
+def summary(settings: Settings) -> str:
+    """The pod network, in the summary printed at the end of a run."""
+    s = settings
+    return f"flannel {s.flannel_version} ({s.flannel_backend}, pod network {s.pod_subnet})"
+
+
+def check_settings(s: Settings) -> Iterator[tuple[str, str]]:
+    """(setting, problem) for every flannel setting that must be refused."""
+    if s.flannel_backend not in BACKENDS:
+        yield "flannel_backend", f"{s.flannel_backend!r} is not one of {list(BACKENDS)}"
+    if not _RELEASE.fullmatch(s.flannel_version):
+        yield "flannel_version", f"{s.flannel_version!r} is not a release like 'v0.27.4'"
+    if not _CNI_PLUGIN_RELEASE.fullmatch(s.flannel_cni_plugin_version):
+        yield (
+            "flannel_cni_plugin_version",
+            f"{s.flannel_cni_plugin_version!r} is not a tag like 'v1.8.0-flannel1'",
+        )
+    repository = s.flannel_image_repository
+    if repository and not IMAGE_REPOSITORY.fullmatch(repository):
+        yield (
+            "flannel_image_repository",
+            f"{repository!r} is not a registry prefix like 'ghcr.io/flannel-io'",
+        )
+    try:
+        if ipaddress.ip_network(s.pod_subnet, strict=True).version != 4:
+            yield "pod_subnet", f"{s.pod_subnet}: flannel's network must be IPv4"
+    except ValueError:
+        pass  # not a network at all: the cluster's own check says so
+
+
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} flannel writes on this node: the manifest, on the first
     control plane only."""
@@ -111,7 +160,7 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
 
 
 @deploy("flannel")
-def converge_flannel(ctx: NodeContext):
+def converge(ctx: NodeContext):
     text = manifest(ctx)
     written = files.put(
         name="flannel: render manifest",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pyinfra.api import QuoteString, StringCommand
 
-ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+from deploys.kubernetes.kubeadm_config import ADMIN_KUBECONFIG, KUBERNETES_DIR
+
 # Root-only directory holding the manifests the add-ons apply.
-ADDONS_DIR = "/etc/kubernetes/addons"
+ADDONS_DIR = f"{KUBERNETES_DIR}/addons"
 
 
 def kubectl(*args: str) -> StringCommand:

@@ -10,6 +10,7 @@ then the run waits for the agent. The token and the manifest are never printed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import yaml
@@ -20,7 +21,8 @@ from pyinfra.operations import server
 from deploys import secret
 from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
-from deploys.settings import Settings
+from deploys.failure import fail
+from deploys.settings import IMAGE_REPOSITORY, SERVER_URL, Settings
 
 FETCH_CONFIG = f"{ADDONS_DIR}/kuboard-agent.curlrc"
 MANIFEST = f"{ADDONS_DIR}/kuboard-agent.yaml"
@@ -35,8 +37,32 @@ _IMAGE = re.compile(
     rf"(?P<name>{_COMPONENT}(?::[A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})?"
     r"(?:@[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32,})?)"
 )
+# What the cluster name and token may hold: they are parts of the agent manifest's URL.
+_URL_WORD = re.compile(r"[A-Za-z0-9._~-]+")
 # Where a Kubernetes object keeps container lists (pods, and the pod templates of workloads).
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
+
+
+def check_settings(s: Settings) -> Iterator[tuple[str, str]]:
+    """(setting, problem) for every Kuboard setting that must be refused."""
+    repository = s.kuboard_image_repository
+    if repository and not IMAGE_REPOSITORY.fullmatch(repository):
+        yield (
+            "kuboard_image_repository",
+            f"{repository!r} is not a registry prefix like 'ghcr.io/flannel-io'",
+        )
+    if s.kuboard_server and not SERVER_URL.fullmatch(s.kuboard_server):
+        yield "kuboard_server", f"{s.kuboard_server!r} is not like 'http://10.0.0.5:80'"
+    if s.kuboard_server and not s.kuboard_agent_token:
+        yield "kuboard_agent_token", "required when kuboard_server is set"
+    elif s.kuboard_server and not _URL_WORD.fullmatch(s.kuboard_agent_token):
+        yield "kuboard_agent_token", "may hold only letters, digits and . _ ~ -"
+    if s.kuboard_server and not _URL_WORD.fullmatch(s.kuboard_cluster_name):
+        yield (
+            "kuboard_cluster_name",
+            f"{s.kuboard_cluster_name!r}: required with kuboard_server; letters, digits "
+            "and . _ ~ - only",
+        )
 
 
 def agent_manifest_url(settings: Settings) -> str:
@@ -150,11 +176,16 @@ def agent_manifest(image_repository: str):
     if not host.state.is_executing:
         host.noop("the Kuboard agent manifest is fetched when the run executes")
         return
-    fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
+    try:
+        fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
+    except OperationError as exc:
+        yield fail(str(exc))
+        return
     try:
         manifest = rewrite_images(fetched, image_repository)
     except ValueError as exc:
-        raise OperationError(f"{exc} (fetched from kuboard_server)") from None
+        yield fail(f"{exc} (fetched from kuboard_server)")
+        return
     yield from secret.put._inner(dest=MANIFEST, content=manifest)
 
 

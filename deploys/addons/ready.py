@@ -1,10 +1,14 @@
 """The end of a cluster run: a bounded wait until the cluster is ready, then a summary.
 
 Ready means every node of the inventory is registered and Ready, every node runs a ready
-flannel pod, and every kube-system pod is Running and ready. A ready cluster makes the wait
+pod of the network plugin (deploys/addons/network.py), and every kube-system pod is Running
+and ready. A ready cluster makes the wait
 a no-op, so a converged run reports no change; otherwise the run waits (each wait bounded by
-`ready_timeout`) and prints a short summary: nodes and roles, versions, where the
-kubeconfig is, the Kuboard address. No secret is part of it.
+`ready_timeout`). A run that waited or changed the first control plane (init, join
+credentials, add-ons) prints a short summary: nodes and roles, versions, where the
+kubeconfig is, the Kuboard address. The cluster may be ready before the wait (the Kuboard
+agent's wait needs the pod network), so the wait alone does not decide. No secret is part
+of the summary.
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy, operation
 from pyinfra.operations import python
 
-from deploys.addons import flannel
 from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
+from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
 
 SYSTEM_NAMESPACE = "kube-system"
-# The namespaces whose pods must run: the control plane's and kube-proxy's, and flannel's.
-NAMESPACES = (SYSTEM_NAMESPACE, flannel.NAMESPACE)
+# The namespaces whose pods must run: the control plane's and kube-proxy's, and the
+# network plugin's.
+NAMESPACES = (SYSTEM_NAMESPACE, NETWORK.NAMESPACE)
 
 
 class ClusterStatus(FactBase):
-    """The nodes, and the pods of kube-system and flannel's namespace, as the API server
-    reports them: {"kind": "List", "items": [...]}. None while kubectl, the admin kubeconfig
-    or the API server is not there (the command never fails: a plan must not stop here)."""
+    """The nodes, and the pods of kube-system and the network plugin's namespace, as the
+    API server reports them: {"kind": "List", "items": [...]}. None while kubectl, the admin
+    kubeconfig or the API server is not there (the command never fails: a plan must not
+    stop here)."""
 
     def command(self) -> str:
         kubectl = f"kubectl --kubeconfig {ADMIN_KUBECONFIG}"
@@ -69,10 +75,10 @@ def problems(status: dict | None, node_names: list[str]) -> list[str]:
         return ["the API server did not answer"]
     found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
     pods = _items(status, "Pod")
-    flannel_nodes = {
+    network_nodes = {
         p.get("spec", {}).get("nodeName")
         for p in pods
-        if p["metadata"].get("namespace") == flannel.NAMESPACE and _pod_ready(p)
+        if p["metadata"].get("namespace") == NETWORK.NAMESPACE and _pod_ready(p)
     }
     issues = []
     for name in node_names:
@@ -80,8 +86,8 @@ def problems(status: dict | None, node_names: list[str]) -> list[str]:
             issues.append(f"node {name} is not registered")
         elif not _condition(found[name], "Ready"):
             issues.append(f"node {name} is not Ready")
-        elif name not in flannel_nodes:
-            issues.append(f"node {name} has no ready flannel pod")
+        elif name not in network_nodes:
+            issues.append(f"node {name} has no ready {NETWORK.NAME} pod")
     for pod in pods:
         meta, phase = pod["metadata"], pod.get("status", {}).get("phase")
         system = meta.get("namespace") == SYSTEM_NAMESPACE and phase != "Succeeded"
@@ -103,10 +109,7 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
         runtime = info.get("containerRuntimeVersion", "?")
         row = f"{node.name:<{width}}  {node.address:<15}  {roles:<21}  {kubelet}  {runtime}"
         lines.append(f"  {row}")
-    lines.append(
-        f"Kubernetes {s.kubernetes_version}, flannel {s.flannel_version} ({s.flannel_backend},"
-        f" pod network {s.pod_subnet})"
-    )
+    lines.append(f"Kubernetes {s.kubernetes_version}, {NETWORK.summary(s)}")
     places = [f"{ADMIN_KUBECONFIG} on {ctx.first_control_plane.name}"]
     if s.admin_user:
         places.append(f"~{s.admin_user}/.kube/config on the control planes")
@@ -119,20 +122,21 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
 
 @operation()
 def cluster_ready(node_names: list[str], timeout: int):
-    """Wait, each step bounded by `timeout` seconds, until every node is Ready, flannel runs
-    on every node and the kube-system pods are ready; nothing to do if that is already so.
+    """Wait, each step bounded by `timeout` seconds, until every node is Ready, the network
+    plugin runs on every node and the kube-system pods are ready; nothing to do if that is
+    already so.
 
     + node_names: the nodes that must be Ready
     + timeout: seconds each wait may take
     """
     pending = problems(host.get_fact(ClusterStatus), node_names)
     if not pending:
-        host.noop("every node is Ready, flannel and the kube-system pods are running")
+        host.noop(f"every node is Ready, {NETWORK.NAME} and the kube-system pods are running")
         return
     limit = f"--timeout={timeout}s"
     yield kubectl("wait", "--for=condition=Ready", *(f"node/{n}" for n in node_names), limit)
-    daemonset = f"daemonset/{flannel.DAEMONSET}"
-    yield kubectl("-n", flannel.NAMESPACE, "rollout", "status", daemonset, limit)
+    daemonset = f"daemonset/{NETWORK.DAEMONSET}"
+    yield kubectl("-n", NETWORK.NAMESPACE, "rollout", "status", daemonset, limit)
     yield kubectl(
         "-n",
         SYSTEM_NAMESPACE,
@@ -161,4 +165,11 @@ def wait_for_cluster():
         for line in summary(ctx, host.get_fact(ClusterStatus)):
             host.log(line)
 
-    python.call(name="cluster: print summary", function=print_summary, _if=waited.did_change)
+    def run_changed_this_node() -> bool:
+        # When the summary is due, every earlier operation of this node has completed.
+        return waited.did_change() or any(
+            data.operation_meta.is_complete() and data.operation_meta.did_change()
+            for data in host.state.ops[host].values()
+        )
+
+    python.call(name="cluster: print summary", function=print_summary, _if=run_changed_this_node)

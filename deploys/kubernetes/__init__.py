@@ -13,7 +13,7 @@ from deploys.context import NodeContext
 from deploys.kubernetes import kubeadm_config, packages
 from deploys.kubernetes.bootstrap import bootstrap_node, in_cluster
 
-__all__ = ["converge_kubernetes", "rendered_files"]
+__all__ = ["converge", "rendered_files"]
 
 
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
@@ -23,7 +23,7 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
 
 
 @deploy("Kubernetes")
-def converge_kubernetes():
+def converge():
     ctx = NodeContext.of(host)
     member = in_cluster(ctx, host)
     packages.install_packages(ctx, in_cluster=member)

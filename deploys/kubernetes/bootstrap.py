@@ -10,7 +10,8 @@ fresh bootstrap token (and, when a control plane joins, uploads the control-plan
 certificates under a fresh certificate key) into a root-only directory. Each joining node's
 JoinConfiguration is built from them while the run executes — read from the first control
 plane without printing, written root-only through stdin — and removed after the join; the
-credentials directory is removed and the token deleted once every join ran. Discovery is
+credentials directory is removed and the token deleted once every join ran (or by the next
+run, when a killed run left them behind after its joins). Discovery is
 pinned by the CA certificate hash. Control planes join one at a time, workers in parallel.
 
 No secret is ever part of an operation name, a command line, a fact or a log line.
@@ -21,18 +22,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shlex
 from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import FunctionCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.api.host import Host
-from pyinfra.facts.files import File, Sha1File
+from pyinfra.facts.files import Directory, File, Sha1File
 from pyinfra.facts.server import Home
 from pyinfra.operations import server
 
 from deploys import secret, versions
 from deploys.context import NodeContext
+from deploys.failure import fail, report
 from deploys.kubernetes.kubeadm_config import (
+    ADMIN_KUBECONFIG,
     CRI_SOCKET,
     INIT_CONFIG,
     JOIN_CONFIG,
@@ -42,9 +46,10 @@ from deploys.kubernetes.kubeadm_config import (
     join_file,
     joins,
 )
+from deploys.runtime.facts import ContainerdState
+from deploys.runtime.verify import loaded_sandbox_image
 from deploys.settings import Settings
 
-ADMIN_CONF = f"{KUBERNETES_DIR}/admin.conf"
 KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # Root-only, on the first control plane, while a run joins nodes.
 CREDENTIALS_DIR = f"{KUBERNETES_DIR}/join-credentials"
@@ -76,30 +81,40 @@ def _kubeadm(*args: str) -> StringCommand:
     return StringCommand("kubeadm", *map(QuoteString, args))
 
 
-def sandbox_check(settings: Settings) -> StringCommand:
-    """Fail, saying so, unless containerd's configured sandbox image is the pause image
-    kubeadm of the pinned release expects (a mismatch leaves init or join hanging on
+def sandbox_check(settings: Settings, loaded: str) -> StringCommand:
+    """Fail, saying so, unless `loaded`, the sandbox image containerd loaded, is the pause
+    image kubeadm of the pinned release expects (a mismatch leaves init or join hanging on
     "failed to get sandbox image")."""
     expected = _kubeadm("config", "images", "list", *image_flags(settings))
-    # containerd 1.x: sandbox_image = "..."; 2.x: sandbox = '...'
-    program = "/^[ \\t]*sandbox(_image)?[ \\t]*=/ {print $2; exit}"
     message = (
         f"kubeadm v{settings.kubernetes_version} expects the sandbox image $expected but "
         "containerd is configured with ${loaded:-none}: make them agree (deploys/versions.py "
         "PAUSE_TAGS), then run the deploy again."
     )
     return StringCommand(
-        "expected=$(",
+        f"loaded={shlex.quote(loaded)}",
+        "&& expected=$(",
         expected,
         "| grep '/pause:')",
-        "&& loaded=$(containerd config dump | awk -F",
-        QuoteString("[\"']"),
-        QuoteString(program),
-        ")",
         '&& if [ "$expected" != "$loaded" ]; then echo',
         f'"{message}"',
         ">&2; exit 1; fi",
     )
+
+
+@operation()
+def sandbox_matches(settings: Settings, pending: bool):
+    """Before init or join: containerd's sandbox image is the one kubeadm expects
+    (sandbox_check), as containerd loaded it when the operation executes (after this run
+    configured and restarted containerd).
+
+    + settings: the node's settings
+    + pending: the node is not in the cluster yet
+    """
+    if not pending:
+        host.noop(f"{host.name} is in the cluster")
+        return
+    yield sandbox_check(settings, loaded_sandbox_image(host.get_fact(ContainerdState)["dump"]))
 
 
 def pull_images(settings: Settings) -> StringCommand:
@@ -232,7 +247,11 @@ def join_configuration(ctx: NodeContext, source: str, pending: bool):
     credentials = PLACEHOLDER_CREDENTIALS  # planning: credentials exist once the run executes
     if host.state.is_executing:
         source_host = host.inventory.get_host(source)
-        credentials = read_credentials(source_host, ctx.node.is_control_plane)
+        try:
+            credentials = read_credentials(source_host, ctx.node.is_control_plane)
+        except OperationError as exc:
+            yield fail(str(exc))
+            return
     yield secret.write_command(JOIN_CONFIG, join_file(ctx, credentials))
 
 
@@ -258,7 +277,7 @@ def install_kubeconfig_commands(home: str, owner: str) -> list[StringCommand]:
             QuoteString(owner),
             "-g",
             group,
-            QuoteString(ADMIN_CONF),
+            QuoteString(ADMIN_KUBECONFIG),
             QuoteString(f"{kube_dir}/config"),
         ),
     ]
@@ -267,7 +286,7 @@ def install_kubeconfig_commands(home: str, owner: str) -> list[StringCommand]:
 def _kubeconfig_step(pending: bool, home: str, owner: str) -> list[StringCommand]:
     dest = f"{home}/.kube/config"
     current = kubeconfig_current(
-        host.get_fact(Sha1File, path=ADMIN_CONF),
+        host.get_fact(Sha1File, path=ADMIN_KUBECONFIG),
         host.get_fact(File, path=dest),
         host.get_fact(Sha1File, path=dest),
         owner,
@@ -289,8 +308,13 @@ def local_copy_current(path: Path, remote_sha: str | None) -> bool:
     return hashlib.sha1(path.read_bytes()).hexdigest() == remote_sha
 
 
-def _save_admin_kubeconfig(dest: str) -> None:
-    text = secret.output(StringCommand("cat", QuoteString(ADMIN_CONF)), "reading admin.conf")
+def _save_admin_kubeconfig(state, host, dest: str) -> bool:
+    try:
+        text = secret.output(
+            StringCommand("cat", QuoteString(ADMIN_KUBECONFIG)), "reading admin.conf", host
+        )
+    except OperationError as exc:
+        return report(host, str(exc))
     path = Path(dest)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     part = path.with_name(f".{path.name}.part")
@@ -299,6 +323,7 @@ def _save_admin_kubeconfig(dest: str) -> None:
         os.fchmod(handle.fileno(), 0o600)
         handle.write(text if text.endswith("\n") else f"{text}\n")
     part.replace(path)
+    return True
 
 
 @operation()
@@ -313,7 +338,7 @@ def fetch_admin_kubeconfig(dest: str, pending: bool):
         host.noop("no fetch_kubeconfig on this node")
         return
     path = Path(dest).expanduser()
-    if not pending and local_copy_current(path, host.get_fact(Sha1File, path=ADMIN_CONF)):
+    if not pending and local_copy_current(path, host.get_fact(Sha1File, path=ADMIN_KUBECONFIG)):
         host.noop(f"{dest} is up to date")
         return
     yield FunctionCommand(_save_admin_kubeconfig, (str(path),), {})
@@ -323,7 +348,7 @@ def in_cluster(ctx: NodeContext, node_host: Host) -> bool:
     """Whether the node of `node_host` (a node of `ctx`'s cluster) has the state kubeadm
     creates: admin.conf on the first control plane (init), kubelet.conf elsewhere (join)."""
     first = node_host.name == ctx.first_control_plane.name
-    return bool(node_host.get_fact(File, path=ADMIN_CONF if first else KUBELET_CONF))
+    return bool(node_host.get_fact(File, path=ADMIN_KUBECONFIG if first else KUBELET_CONF))
 
 
 def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
@@ -341,9 +366,7 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
         others = [n for n in ctx.nodes if n.name != first.name]
         to_join = [n for n in others if not in_cluster(ctx, host.inventory.get_host(n.name))]
 
-    server.shell(
-        name="kubeadm: check sandbox image", commands=[sandbox_check(s)] if pending else []
-    )
+    sandbox_matches(name="kubeadm: check sandbox image", settings=s, pending=pending)
     server.shell(
         name="kubeadm: pull control-plane images",
         commands=[pull_images(s)] if pending and node.is_control_plane else [],
@@ -368,8 +391,11 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
         name="kubeadm: join worker",
         commands=[join_command(s)] if joining and not node.is_control_plane else [],
     )
+    # Credentials a killed run left behind (every join done, the removal not) go as well.
+    left_over = is_first and not to_join and bool(host.get_fact(Directory, path=CREDENTIALS_DIR))
     server.shell(
-        name="kubeadm: remove join credentials", commands=[cleanup_command()] if to_join else []
+        name="kubeadm: remove join credentials",
+        commands=[cleanup_command()] if to_join or left_over else [],
     )
     server.shell(
         name="kubeadm: install admin kubeconfig for root",

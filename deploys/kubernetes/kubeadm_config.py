@@ -24,6 +24,9 @@ from deploys.runtime.config import CRI_SOCKET
 from deploys.settings import Settings
 
 KUBERNETES_DIR = "/etc/kubernetes"
+# The cluster-admin kubeconfig `kubeadm init` writes (and a joining control plane gets);
+# kubectl on the first control plane uses it (deploys/addons/kubectl.py).
+ADMIN_KUBECONFIG = f"{KUBERNETES_DIR}/admin.conf"
 # `kubeadm init --config`: Init-, Cluster-, Kubelet- and KubeProxyConfiguration.
 INIT_CONFIG = f"{KUBERNETES_DIR}/kubeadm-init.yaml"
 # `kubeadm join --config`: written just before the join (it holds the join secrets) and
@@ -253,15 +256,13 @@ def joins(ctx: NodeContext) -> bool:
     return not ctx.is_first_control_plane
 
 
-def rendered_files(
-    ctx: NodeContext, credentials: JoinCredentials = PLACEHOLDER_CREDENTIALS
-) -> dict[str, str]:
+def rendered_files(ctx: NodeContext, credentials: JoinCredentials | None = None) -> dict[str, str]:
     """{remote path: content} of every kubeadm file the deploy writes on this node: the
     configuration files, and for a joining node the join configuration it writes just
-    before joining (with `credentials`, placeholders unless given)."""
+    before joining (with `credentials`, PLACEHOLDER_CREDENTIALS unless given)."""
     rendered = {path: text for path, text in configuration_files(ctx).items() if text is not None}
     if joins(ctx):
-        rendered[JOIN_CONFIG] = join_file(ctx, credentials)
+        rendered[JOIN_CONFIG] = join_file(ctx, credentials or PLACEHOLDER_CREDENTIALS)
     return rendered
 
 

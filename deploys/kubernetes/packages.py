@@ -13,21 +13,20 @@ import io
 
 from pyinfra import host
 from pyinfra.api import OperationError
-from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.server import Command
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from deploys import versions
 from deploys.context import NodeContext
+from deploys.distro import apt
 from deploys.settings import Settings
 
-KEYRING = "/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-SOURCE = "/etc/apt/sources.list.d/kubernetes.list"
+KEYRING = f"{apt.KEYRINGS_DIR}/kubernetes-apt-keyring.gpg"
+SOURCE = f"{apt.SOURCES_DIR}/kubernetes.list"
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
 # kubeadm's package depends on cri-tools (crictl) and kubernetes-cni, which apt installs with
 # it from the same per-minor repository (the versions published for that minor, e.g.
 # cri-tools 1.35.0 and kubernetes-cni 1.7.1 in v1.35's); they follow kubeadm, unpinned.
-HELD = "apt-mark showhold"
 
 
 def apt_url(settings: Settings) -> str:
@@ -36,7 +35,7 @@ def apt_url(settings: Settings) -> str:
 
 def apt_source(settings: Settings) -> str:
     """The apt source line of the repository of the pinned minor."""
-    return f"deb [signed-by={KEYRING}] {apt_url(settings)} /\n"
+    return apt.source_line(apt_url(settings), "/", KEYRING)
 
 
 def package_version(settings: Settings) -> str:
@@ -59,11 +58,6 @@ def upgrade_refusal(node: str, installed: dict[str, list[str]], wanted: str) -> 
     )
 
 
-def held(showhold_output: str | None) -> set[str]:
-    """The package names `apt-mark showhold` lists."""
-    return set((showhold_output or "").split())
-
-
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} of the files this module writes: the apt source."""
     return {SOURCE: apt_source(ctx.settings)}
@@ -76,11 +70,13 @@ def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
     """
     s = ctx.settings
     wanted = package_version(s)
-    installed = {p: v for p, v in host.get_fact(DebPackages).items() if p in PACKAGES}
+    installed = {p: v for p, v in host.get_fact(apt.InstalledPackages).items() if p in PACKAGES}
     refusal = upgrade_refusal(ctx.node.name, installed, wanted) if in_cluster else None
     if refusal:
         raise OperationError(refusal)
-    apt.key(name="kubernetes: install apt keyring", src=f"{apt_url(s)}Release.key", dest=KEYRING)
+    apt.add_key(
+        name="kubernetes: install apt keyring", src=f"{apt_url(s)}Release.key", dest=KEYRING
+    )
     files.put(
         name="kubernetes: write apt source",
         src=io.StringIO(apt_source(s)),
@@ -90,16 +86,16 @@ def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
         mode="644",
     )
     missing = any(wanted not in installed.get(p, []) for p in PACKAGES)
-    apt.packages(
+    apt.install(
         name="kubernetes: install kubeadm, kubelet and kubectl",
-        packages=[f"{p}={wanted}" for p in PACKAGES],
+        packages=[apt.spec(p, wanted) for p in PACKAGES],
         update=missing,
         # A node not in the cluster yet may hold another release from an earlier run.
         allow_downgrades=True,
-        extra_install_args="--allow-change-held-packages",
+        extra_install_args=apt.REPLACE_HELD,
     )
-    unheld = [p for p in PACKAGES if p not in held(host.get_fact(Command, HELD))]
+    unheld = [p for p in PACKAGES if p not in apt.held(host.get_fact(Command, apt.HELD_QUERY))]
     server.shell(
         name="kubernetes: hold kubeadm, kubelet and kubectl",
-        commands=[f"apt-mark hold {' '.join(unheld)}"] if unheld else [],
+        commands=[apt.hold_command(unheld)] if unheld else [],
     )

@@ -15,15 +15,16 @@ import posixpath
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from deploys import secret
 from deploys.context import NodeContext
-from deploys.facts.containerd import ContainerdState
+from deploys.distro import host_release
 from deploys.runtime import config as config_file
 from deploys.runtime import operations
 from deploys.runtime.crictl import CRICTL_YAML, crictl_yaml
+from deploys.runtime.facts import ContainerdState
 from deploys.runtime.package import (
     docker_repository_files,
     package_name,
@@ -35,20 +36,18 @@ from deploys.runtime.sandbox import GUARD_SCRIPT, GUARD_SERVICE, GUARD_TIMER, gu
 from deploys.settings import Settings
 
 
-def rendered_files(
-    settings: Settings, release: dict[str, str], arch: str, containerd_version: str
-) -> dict[str, str]:
-    """{remote path: content} of every file converge_containerd writes, for the offline
-    renderer: Docker's repository (when it is the source), config.toml for the given
-    containerd version, the registries' hosts.toml, crictl's configuration and the sandbox
-    image guard."""
+def rendered_files(ctx: NodeContext) -> dict[str, str]:
+    """{remote path: content} of every file converge() writes: Docker's repository (when
+    it is the source), config.toml for ctx.containerd_version, the registries' hosts.toml,
+    crictl's configuration and the sandbox image guard."""
+    settings = ctx.settings
     return {
         **(
-            docker_repository_files(settings, release, arch)
+            docker_repository_files(settings, ctx.release, ctx.arch)
             if settings.containerd_source == "docker"
             else {}
         ),
-        config_file.CONFIG_TOML: config_file.config_toml(settings, containerd_version),
+        config_file.CONFIG_TOML: config_file.config_toml(settings, ctx.containerd_version),
         **registry_files(settings),
         CRICTL_YAML: crictl_yaml(),
         **guard_files(settings),
@@ -56,10 +55,12 @@ def rendered_files(
 
 
 @deploy("containerd")
-def converge_containerd():
-    settings = NodeContext.of(host).settings
+def converge():
     before = host.get_fact(ContainerdState)
-    install = _install(settings, before)
+    release = host_release(before["release"], host.name)
+    ctx = NodeContext.of(host, release=release, arch=before["arch"])
+    settings = ctx.settings
+    install = _install(ctx, before)
     config = operations.config_toml(
         name="containerd: write config.toml",
         settings=settings,
@@ -91,25 +92,26 @@ def converge_containerd():
     )
 
 
-def _install(settings: Settings, before: dict):
+def _install(ctx: NodeContext, before: dict):
     """The package, pinned and held; returns the install operation when one is needed."""
-    release = before["release"]
+    settings, release = ctx.settings, ctx.release
     if settings.containerd_source == "docker":
-        for path, content in docker_repository_files(settings, release, before["arch"]).items():
+        for path, content in docker_repository_files(settings, release, ctx.arch).items():
             _write(path, content)
     name = package_name(settings)
     installed = before["packages"].get(name)
     version = pinned_version(settings, release)
     install = None
     if not installed or (version and installed["version"] != version):
-        install = apt.packages(
+        install = release.family.install(
             name=f"containerd: install {name}",
             packages=[package_spec(settings, release)],
             update=True,
-            extra_install_args="--allow-change-held-packages",
+            extra_install_args=release.family.REPLACE_HELD,
         )
     if install or not installed["held"]:
-        server.shell(name=f"containerd: hold {name}", commands=[f"apt-mark hold {name}"])
+        hold = release.family.hold_command([name])
+        server.shell(name=f"containerd: hold {name}", commands=[hold])
     return install
 
 

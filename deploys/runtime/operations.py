@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import io
 
-from pyinfra import host, logger, state
-from pyinfra.api import FunctionCommand, StringCommand, operation
+from pyinfra import host, state
+from pyinfra.api import StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.operations import files
 
-from deploys.facts.containerd import APPLIED_STAMP, ContainerdState
+from deploys.failure import fail
 from deploys.runtime import config, verify
+from deploys.runtime.facts import APPLIED_STAMP, ContainerdState
 from deploys.runtime.sandbox import GUARD_SERVICE, qualified_reference
 from deploys.settings import Settings
 
@@ -28,16 +29,6 @@ _WAIT_READY = f"timeout {READY_TIMEOUT} sh -c 'until ctr version >/dev/null 2>&1
 
 # What to do about a distribution containerd too old to configure (Debian 11's 1.4).
 _DOCKER_HINT = " (containerd_source: docker installs Docker's containerd.io instead)"
-
-
-def _failure(message: str) -> FunctionCommand:
-    """A command that fails this host's operation with `message` (and nothing remote)."""
-
-    def report(state, host) -> bool:
-        host.log_styled(message, fg="red", log_func=logger.error)
-        return False
-
-    return FunctionCommand(report, (), {})
 
 
 def _changes(op: OperationMeta) -> bool:
@@ -56,7 +47,7 @@ def config_toml(settings: Settings, containerd_version: str = ""):
     version = containerd_version or host.get_fact(ContainerdState)["version"]
     if not version:
         if state.is_executing:
-            yield _failure(f"containerd on {host.name}: `containerd --version` gives nothing")
+            yield fail(f"containerd on {host.name}: `containerd --version` gives nothing")
         else:
             host.noop("config.toml follows once containerd is installed (its version decides)")
         return
@@ -64,7 +55,7 @@ def config_toml(settings: Settings, containerd_version: str = ""):
         content = config.config_toml(settings, version)
     except ValueError as exc:
         hint = "" if settings.containerd_source == "docker" else _DOCKER_HINT
-        yield _failure(f"containerd on {host.name}: {exc}{hint}")
+        yield fail(f"containerd on {host.name}: {exc}{hint}")
         return
     yield from files.put._inner(
         src=io.StringIO(content),
@@ -112,13 +103,13 @@ def verify_runtime(settings: Settings, before: dict, changes: list[OperationMeta
     try:
         wanted = config.config(settings, now["version"])
     except ValueError as exc:
-        yield _failure(f"containerd on {host.name}: {exc}")
+        yield fail(f"containerd on {host.name}: {exc}")
         return
     problems = verify.config_problems(now["dump"], wanted, now["plugins"])
     if now["dump_error"]:
         problems = [f"`containerd config dump` failed: {now['dump_error']}"]
     if problems:
-        yield _failure(
+        yield fail(
             f"containerd on {host.name} did not load the wanted configuration: "
             + "; ".join(problems)
         )

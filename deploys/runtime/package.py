@@ -11,39 +11,36 @@ URL (settings.docker_apt_repo) may point at a mirror: the key stays the same.
 
 from __future__ import annotations
 
+from deploys.distro import Release, apt
 from deploys.settings import Settings
 from deploys.templating import render
 
-DOCKER_KEYRING = "/etc/apt/keyrings/docker.asc"
-DOCKER_SOURCE = "/etc/apt/sources.list.d/docker.list"
+DOCKER_KEYRING = f"{apt.KEYRINGS_DIR}/docker.asc"
+DOCKER_SOURCE = f"{apt.SOURCES_DIR}/docker.list"
 
 
 def package_name(settings: Settings) -> str:
     return "containerd.io" if settings.containerd_source == "docker" else "containerd"
 
 
-def pinned_version(settings: Settings, release: dict) -> str:
+def pinned_version(settings: Settings, release: Release) -> str:
     """The exact apt version to install and hold, "" when not pinned. Docker's package
     versions name the release ("1.7.28-1~ubuntu.24.04~noble"); a version without it
     ("1.7.28-1") is completed for the node's release."""
     version = settings.containerd_version
     if version and settings.containerd_source == "docker" and "~" not in version:
-        return f"{version}~{release['id']}.{release['version']}~{release['codename']}"
+        return f"{version}~{release.id}.{release.version_id}~{release.codename}"
     return version
 
 
-def package_spec(settings: Settings, release: dict) -> str:
+def package_spec(settings: Settings, release: Release) -> str:
     """The package as apt installs it: "containerd" or "containerd.io=<version>"."""
-    version = pinned_version(settings, release)
-    return f"{package_name(settings)}={version}" if version else package_name(settings)
+    return apt.spec(package_name(settings), pinned_version(settings, release))
 
 
-def docker_repository_files(settings: Settings, release: dict, arch: str) -> dict[str, str]:
+def docker_repository_files(settings: Settings, release: Release, arch: str) -> dict[str, str]:
     """{remote path: content} of Docker's apt repository for this release: the signing key
     and the source list that trusts only that key."""
-    base = settings.docker_apt_repo.rstrip("/")
-    source = (
-        f"deb [arch={arch} signed-by={DOCKER_KEYRING}] "
-        f"{base}/{release['id']} {release['codename']} stable\n"
-    )
+    url = f"{settings.docker_apt_repo.rstrip('/')}/{release.id}"
+    source = apt.source_line(url, release.codename, DOCKER_KEYRING, ("stable",), arch)
     return {DOCKER_KEYRING: render("containerd/docker.asc"), DOCKER_SOURCE: source}

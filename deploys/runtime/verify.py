@@ -40,6 +40,17 @@ def _shown(value) -> str:
         return repr(value)
 
 
+def loaded_sandbox_image(dump: dict | None) -> str:
+    """The sandbox image in containerd's loaded configuration (`containerd config dump`,
+    parsed by deploys/runtime/facts.py), at its key for the dump's config version; "" when
+    there is none."""
+    version = (dump or {}).get("version")
+    if version not in VERIFIED_KEYS:
+        return ""
+    image = _lookup(dump, VERIFIED_KEYS[version][0])  # the sandbox image comes first
+    return image if isinstance(image, str) else ""
+
+
 def parse_plugins(text: str) -> dict[str, str]:
     """`ctr plugins ls` output as {"<type>.<id>": status}, e.g. {"io.containerd.grpc.v1.cri":
     "ok"}; the heading line is skipped."""

@@ -1,7 +1,7 @@
 """Firewall and SELinux.
 
 `firewall: open` (the default) opens exactly the ports this node's roles need
-(kubernetes.io "Ports and Protocols", plus flannel's backend):
+(kubernetes.io "Ports and Protocols", plus the network plugin's, deploys/addons/network.py):
 
 - ufw (Ubuntu): one rule per port range, tagged with the comment "pyinfra-kubeadm";
   tagged rules no longer wanted (a role or backend changed) are deleted, rules of anyone
@@ -27,6 +27,7 @@ from pyinfra import host
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, server, systemd
 
+from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
 from deploys.settings import Node, Settings
 from deploys.templating import render
@@ -74,10 +75,7 @@ def firewall_ports(node: Node, settings: Settings) -> tuple[PortRange, ...]:
             _port(10256, "tcp"),  # kube-proxy health check
             NODE_PORTS,
         }
-    if settings.flannel_backend == "vxlan":
-        ports.add(_port(8472, "udp"))
-    elif settings.flannel_backend == "wireguard":
-        ports.add(_port(51820, "udp", 51821))  # IPv4 and IPv6 tunnels
+    ports |= {PortRange(*port) for port in NETWORK.ports(node, settings)}
     return tuple(sorted(ports))
 
 
@@ -99,7 +97,7 @@ def firewalld_service(ports: tuple[PortRange, ...]) -> str:
     return render(
         "system/firewalld-service.xml.j2",
         short=FIREWALL_TAG,
-        description="Ports this Kubernetes node serves (kubeadm, kubelet, flannel).",
+        description=f"Ports this Kubernetes node serves (kubeadm, kubelet, {NETWORK.NAME}).",
         ports=ports,
     )
 

@@ -3,7 +3,7 @@ and the kernel release kube-proxy's nftables mode needs.
 
 A module counts as loaded when it is in /proc/modules or built into the kernel
 (/sys/module/NAME, modules.builtin, or what the module provides is there:
-deploys.facts.system.MODULE_EVIDENCE): modprobe runs only for a module that is neither, so
+deploys.system.facts.MODULE_EVIDENCE): modprobe runs only for a module that is neither, so
 a kernel with the modules built in (and no /proc/modules or /sys/module at all, as inside a
 container) sees no failed modprobe.
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
-from pyinfra.operations import apt
 
 from deploys.context import NodeContext
+from deploys.distro import Release
 from deploys.settings import Settings
-from deploys.system.release import Release
 from deploys.system.timesync import time_daemon
 
 BASE_PACKAGES = (
@@ -52,19 +51,21 @@ def node_packages(settings: Settings, release: Release) -> tuple[str, ...]:
 
 
 @operation()
-def packages_installed(packages: tuple[str, ...], current: list[str]):
-    """apt update and install, only when a package is missing."""
+def packages_installed(packages: tuple[str, ...], current: list[str], family):
+    """Update the package lists and install, only when a package is missing (`family`:
+    the release's package family, deploys/distro/apt.py)."""
     if all(p in current for p in packages):
         host.noop("node packages are installed")
         return
-    yield from apt.update._inner()
-    yield from apt.packages._inner(packages=list(packages))
+    yield from family.update._inner()
+    yield from family.install._inner(packages=list(packages))
 
 
 @deploy("Node packages")
-def install_packages(ctx: NodeContext, current: dict, release: Release):
+def install_packages(ctx: NodeContext, current: dict):
     packages_installed(
         name="packages: install node packages",
-        packages=node_packages(ctx.settings, release),
+        packages=node_packages(ctx.settings, ctx.release),
         current=current["packages"],
+        family=ctx.release.family,
     )

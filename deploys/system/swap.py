@@ -16,7 +16,7 @@ from pyinfra import host, logger
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import files
 
-from deploys.facts.system import FSTAB_SWAP_LINE
+from deploys.system.facts import FSTAB_SWAP_LINE
 
 
 def units_to_mask(swap_units: dict[str, str]) -> list[str]:

@@ -11,6 +11,8 @@ read-only parameters). On a VM or a real machine a failing sysctl fails the run.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from io import StringIO
 
 from pyinfra import host, logger
@@ -19,10 +21,18 @@ from pyinfra.facts.server import Sysctl
 from pyinfra.operations import files, server
 
 from deploys.context import NodeContext
-from deploys.settings import REQUIRED_SYSCTLS, Settings
+from deploys.settings import Settings
 from deploys.templating import render
 
 SYSCTL_FILE = "/etc/sysctl.d/99-kubernetes.conf"
+# Kernel parameters kubeadm's preflight requires; every node gets them.
+REQUIRED_SYSCTLS = {
+    "net.bridge.bridge-nf-call-iptables": "1",
+    "net.bridge.bridge-nf-call-ip6tables": "1",
+    "net.ipv4.ip_forward": "1",
+}
+_SYSCTL_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)+")
+_SYSCTL_VALUE = re.compile(r"[^\x00-\x1f\x7f]*[^\x00-\x20\x7f][^\x00-\x1f\x7f]*")
 
 
 def _text(value) -> str:
@@ -30,6 +40,19 @@ def _text(value) -> str:
     if isinstance(value, (list, tuple)):
         return " ".join(str(v) for v in value)
     return " ".join(str(value).split())
+
+
+def check_settings(s: Settings) -> Iterator[tuple[str, str]]:
+    """(setting, problem) for every entry of `sysctls` that must be refused."""
+    for key, value in s.sysctls.items():
+        if not _SYSCTL_KEY.fullmatch(str(key)):
+            yield f"sysctls.{key}", "is not a sysctl name like 'vm.max_map_count'"
+        elif isinstance(value, bool) or not isinstance(value, (str, int)):
+            yield f"sysctls.{key}", "the value must be a string or an integer"
+        elif not _SYSCTL_VALUE.fullmatch(str(value)):
+            yield f"sysctls.{key}", f"{value!r}: expected one line of text"
+        elif key in REQUIRED_SYSCTLS and _text(value) != REQUIRED_SYSCTLS[key]:
+            yield f"sysctls.{key}", f"kubeadm requires {REQUIRED_SYSCTLS[key]}"
 
 
 def sysctl_values(settings: Settings) -> dict[str, str]:

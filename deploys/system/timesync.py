@@ -20,11 +20,11 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import files, systemd
 
 from deploys.context import NodeContext
+from deploys.distro import Release
 from deploys.settings import Settings
-from deploys.system.release import Release
 from deploys.templating import render
 
 # Packages of the time daemons that can be installed; only the chosen one stays.
@@ -125,11 +125,11 @@ def service_converged(unit: dict, start: bool) -> bool:
 
 
 @operation()
-def only_daemon(keep: str, installed: list[str]):
-    """Remove every time daemon package but `keep`."""
+def only_daemon(keep: str, installed: list[str], family):
+    """Remove every time daemon package but `keep` (`family`: deploys/distro/apt.py)."""
     others = [p for p in TIME_PACKAGES if p in installed and p != keep]
     if others:
-        yield from apt.packages._inner(packages=others, present=False)
+        yield from family.install._inner(packages=others, present=False)
     else:
         host.noop(f"{keep} is the only time daemon")
 
@@ -145,13 +145,16 @@ def daemon_enabled(unit: str, current: dict, container: str):
 
 
 @deploy("Time sync")
-def configure_time_sync(ctx: NodeContext, current: dict, release: Release):
-    daemon = time_daemon(ctx.settings.time_sync, release)
+def configure_time_sync(ctx: NodeContext, current: dict):
+    daemon = time_daemon(ctx.settings.time_sync, ctx.release)
     name = daemon.unit.removesuffix(".service")
     only_daemon(
-        name="time: remove other time daemons", keep=daemon.package, installed=current["packages"]
+        name="time: remove other time daemons",
+        keep=daemon.package,
+        installed=current["packages"],
+        family=ctx.release.family,
     )
-    path, content = time_sync_file(ctx.settings, release)
+    path, content = time_sync_file(ctx.settings, ctx.release)
     config = files.put(
         name=f"time: write {posixpath.basename(path)}",
         src=StringIO(content),

@@ -9,7 +9,7 @@ Nothing connects anywhere. Hosts are test doubles:
   section (a new machine of that release) and an optional `converged:` section (what
   changes once the deploy has run). Keys are the fact's name and its arguments as pyinfra
   passes them, e.g. `server.LinuxDistribution`, `files.File(path=/etc/fstab)`, or
-  `deploys.facts.containerd.ContainerdVersion` for the project's own facts (names below
+  `deploys.runtime.facts.ContainerdState` for the project's own facts (names below
   `pyinfra.facts.` are written short). A fixture's `hosts:` section holds what differs per
   machine of the default cluster (`hosts: {w1: {fact: {key: value}}}`, merged over the
   recorded mapping), e.g. each machine's own /etc/machine-id. Tests can override any key
@@ -31,11 +31,12 @@ Nothing connects anywhere. Hosts are test doubles:
 pyinfra counts every `python.call` that runs as a change: guard such calls with `_if=` (or
 decide in Python before calling) so that a converged host really reports no changes.
 
-    run = harness.run(prepare_system, os="ubuntu-24.04")
+    run = harness.run(system.converge, os="ubuntu-24.04")
     run.commands("node1")            # every command, in order, as pyinfra would send it
     run.changed("node1")             # names of operations that would change something
     run.uploads["node1"]["/etc/sysctl.d/99-kubernetes.conf"]   # uploaded content
     run.stdin["node1"]               # (command, text) for commands fed through `_stdin`
+    run.written("node1")             # every whole file written: uploads and stdin writes
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import io
 import logging
 import posixpath
 import re
+import shlex
 import sys
 from dataclasses import dataclass, field
 from inspect import getfullargspec
@@ -61,18 +63,13 @@ from pyinfra.api.util import PYINFRA_INSTALL_DIR
 from pyinfra.connectors.util import CommandOutput, OutputLine
 from pyinfra.context import ctx_host, ctx_state
 
+from deploys.distro import RELEASES
 from deploys.inventory import host_data
 from deploys.settings import load_cluster, parse_cluster
 
 FACTS_DIR = Path(__file__).parent / "facts"
-OS_RELEASES = (
-    "ubuntu-20.04",
-    "ubuntu-22.04",
-    "ubuntu-24.04",
-    "debian-11",
-    "debian-12",
-    "debian-13",
-)
+# Every supported release (deploys/distro RELEASES) has recorded facts here.
+OS_RELEASES = tuple(RELEASES)
 # A small default cluster: one control plane and two workers.
 DEFAULT_CLUSTER = {
     "hosts": [
@@ -111,6 +108,17 @@ class Run:
 
     def commands(self, host: str) -> list[str]:
         return [c for op in self.ops[host] for c in op.commands]
+
+    def written(self, host: str) -> dict[str, str]:
+        """{remote path: content} of every whole file the run wrote on `host`: uploaded, or
+        fed through stdin into a file (deploys/secret.py writes root-only files that way:
+        `... && mv -f PATH.part PATH`)."""
+        written = dict(self.uploads.get(host, {}))
+        for command, text in self.stdin.get(host, []):
+            words = shlex.split(command)
+            if words[-4:-2] == ["mv", "-f"]:
+                written[words[-1]] = text
+        return written
 
     def changed(self, host: str) -> list[str]:
         return [op.name for op in self.ops[host] if op.changed]
@@ -330,7 +338,8 @@ def _execute(command, state, host, run: Run, connector: RecordedConnector):
         arguments = getfullargspec(command.function).args
         if "state" in arguments and "host" in arguments:
             if command.function(state, host, *command.args, **command.kwargs) is False:
-                raise _CommandFailed(f"{command.function.__name__} failed")
+                said = " ".join(str(a) for a in command.args)  # deploys.failure.fail's message
+                raise _CommandFailed(f"{command.function.__name__} failed: {said}")
         else:
             command.function(*command.args, **command.kwargs)
     elif isinstance(command, StringCommand):

@@ -6,7 +6,8 @@ import subprocess
 
 import pytest
 
-from deploys.addons import converge_addons, flannel
+from deploys import addons
+from deploys.addons import flannel
 from deploys.addons.kubectl import ADDONS_DIR
 from deploys.context import NodeContext
 from deploys.settings import parse_cluster
@@ -47,7 +48,7 @@ def applied(content: str) -> dict:
 
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 def test_first_run_writes_and_applies_flannel_on_the_first_control_plane(os_release):
-    run = harness.run(converge_addons, os=os_release)
+    run = harness.run(addons.converge, os=os_release)
     assert run.changed("cp1") == [
         "add-ons: create manifest directory",
         "flannel: render manifest",
@@ -64,14 +65,14 @@ def test_first_run_writes_and_applies_flannel_on_the_first_control_plane(os_rele
 
 @pytest.mark.parametrize("worker", ["w1", "w2"])
 def test_workers_have_nothing_to_do(worker):
-    run = harness.run(converge_addons)
+    run = harness.run(addons.converge)
     assert run.ops[worker] == []
     assert run.uploads[worker] == {}
 
 
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 def test_converged_run_applies_nothing(os_release):
-    run = harness.run(converge_addons, os=os_release, converged=True)
+    run = harness.run(addons.converge, os=os_release, converged=True)
     assert run.changed("cp1") == []
     assert run.op_names("cp1") == [
         "add-ons: create manifest directory",
@@ -93,7 +94,7 @@ def test_converged_run_applies_nothing(os_release):
 def test_a_changed_manifest_is_written_and_applied_again(setting, value):
     before = flannel.manifest(first_control_plane())
     cluster = {**harness.DEFAULT_CLUSTER, "settings": {setting: value}}
-    run = harness.run(converge_addons, cluster=cluster, host_facts={"cp1": applied(before)})
+    run = harness.run(addons.converge, cluster=cluster, host_facts={"cp1": applied(before)})
     assert run.changed("cp1") == ["flannel: render manifest", "flannel: apply manifest"]
     assert run.uploads["cp1"][flannel.MANIFEST] == flannel.manifest(first_control_plane(cluster))
     assert run.commands("cp1")[-1] == APPLY
@@ -103,7 +104,7 @@ def test_an_unchanged_manifest_on_a_drifted_file_mode_is_fixed_not_applied():
     content = flannel.manifest(first_control_plane())
     facts = applied(content)
     facts[f"files.File(path={flannel.MANIFEST})"]["mode"] = 644
-    run = harness.run(converge_addons, host_facts={"cp1": facts})
+    run = harness.run(addons.converge, host_facts={"cp1": facts})
     assert run.op("cp1", "flannel: render manifest").commands == [f"chmod 600 {flannel.MANIFEST}"]
     # The mode fix counts as a change of the file: the (identical) manifest is re-applied,
     # which kubectl reports as unchanged.
@@ -111,14 +112,14 @@ def test_an_unchanged_manifest_on_a_drifted_file_mode_is_fixed_not_applied():
 
 
 def test_a_failed_apply_removes_the_manifest_so_the_next_run_applies_it():
-    run = harness.run(converge_addons, responses=[(r"apply -f .*flannel\.yaml", 1, "refused")])
+    run = harness.run(addons.converge, responses=[(r"apply -f .*flannel\.yaml", 1, "refused")])
     failed = run.failed("cp1")
     assert [op.name for op in failed] == ["flannel: apply manifest"]
     assert "refused" in failed[0].error
     assert f"|| ( rm -f {flannel.MANIFEST} && false )" in failed[0].commands[0]
     # The file is gone afterwards: the next run starts like the first one.
     directory = f"files.Directory(path={ADDONS_DIR})"
-    rerun = harness.run(converge_addons, host_facts={"cp1": {directory: applied("")[directory]}})
+    rerun = harness.run(addons.converge, host_facts={"cp1": {directory: applied("")[directory]}})
     assert rerun.changed("cp1") == ["flannel: render manifest", "flannel: apply manifest"]
 
 
@@ -130,7 +131,7 @@ def test_first_control_plane_listed_after_workers_does_the_work():
         ],
         "settings": {},
     }
-    run = harness.run(converge_addons, cluster=cluster)
+    run = harness.run(addons.converge, cluster=cluster)
     assert run.ops["w1"] == []
     assert "flannel: apply manifest" in run.changed("cpa")
 
@@ -150,7 +151,7 @@ esac
 def run_apply(tmp_path, live_selector: str, get_fails: bool = False):
     """The first control plane's apply command, run by sh against the stand-in kubectl with
     the manifest at a temporary path: (exit code, kubectl calls, manifest still there)."""
-    command = harness.run(converge_addons).commands("cp1")[-1]
+    command = harness.run(addons.converge).commands("cp1")[-1]
     manifest = tmp_path / "flannel.yaml"
     manifest.write_text("manifest\n")
     (tmp_path / "kubectl").write_text(FAKE_KUBECTL)

@@ -9,7 +9,8 @@ import subprocess
 import pytest
 import yaml
 
-from deploys.addons import converge_addons, flannel, kuboard
+from deploys import addons
+from deploys.addons import flannel, kuboard
 from deploys.addons.kubectl import ADDONS_DIR
 from deploys.context import NodeContext
 from deploys.settings import parse_cluster
@@ -78,7 +79,7 @@ def written_by(run: harness.Run, path: str) -> str:
 
 
 def test_first_run_fetches_rewrites_applies_and_waits():
-    run = harness.run(converge_addons, cluster=cluster(), responses=[(FETCH, 0, SERVED)])
+    run = harness.run(addons.converge, cluster=cluster(), responses=[(FETCH, 0, SERVED)])
     assert kuboard_changes(run) == KUBOARD_OPS
     assert written_by(run, kuboard.FETCH_CONFIG) == kuboard.fetch_config(settings_of(cluster()))
     manifest = written_by(run, kuboard.MANIFEST)
@@ -96,7 +97,7 @@ def test_first_run_fetches_rewrites_applies_and_waits():
 
 @pytest.mark.parametrize("path", [kuboard.FETCH_CONFIG, kuboard.MANIFEST])
 def test_secret_files_are_written_root_only_through_stdin(path):
-    run = harness.run(converge_addons, cluster=cluster(), responses=[(FETCH, 0, SERVED)])
+    run = harness.run(addons.converge, cluster=cluster(), responses=[(FETCH, 0, SERVED)])
     (command,) = [c for c in run.commands("cp1") if c.endswith(f" {path}")]
     assert command == (
         f"umask 077 && cat > {path}.part && chown root:root {path}.part && mv -f {path}.part {path}"
@@ -105,7 +106,7 @@ def test_secret_files_are_written_root_only_through_stdin(path):
 
 
 def test_no_kuboard_server_no_kuboard_operations():
-    run = harness.run(converge_addons)
+    run = harness.run(addons.converge)
     assert not any(name.startswith("kuboard:") for name in run.op_names("cp1"))
 
 
@@ -113,7 +114,7 @@ def test_no_kuboard_server_no_kuboard_operations():
 def test_converged_run_applies_nothing(os_release):
     doc = cluster()
     run = harness.run(
-        converge_addons,
+        addons.converge,
         os=os_release,
         cluster=doc,
         host_facts={"cp1": converged_facts(doc)},
@@ -136,7 +137,7 @@ def test_converged_run_applies_nothing(os_release):
 def test_a_changed_manifest_is_written_applied_and_waited_for(served, settings):
     facts = converged_facts(cluster())
     run = harness.run(
-        converge_addons,
+        addons.converge,
         cluster=cluster(**settings),
         host_facts={"cp1": facts},
         responses=[(FETCH, 0, served)],
@@ -149,7 +150,7 @@ def test_a_changed_manifest_is_written_applied_and_waited_for(served, settings):
 def test_a_new_token_rewrites_the_fetch_config_only_when_the_manifest_is_the_same():
     facts = converged_facts(cluster())
     run = harness.run(
-        converge_addons,
+        addons.converge,
         cluster=cluster(kuboard_agent_token="AnotherToken123"),
         host_facts={"cp1": facts},
         responses=[(FETCH, 0, SERVED)],
@@ -167,7 +168,7 @@ def test_a_new_token_rewrites_the_fetch_config_only_when_the_manifest_is_the_sam
     ],
 )
 def test_a_failed_fetch_stops_before_anything_is_applied(response, error):
-    run = harness.run(converge_addons, cluster=cluster(), responses=[response])
+    run = harness.run(addons.converge, cluster=cluster(), responses=[response])
     (failed,) = run.failed("cp1")
     assert failed.name == "kuboard: fetch agent manifest"
     assert error in failed.error
@@ -176,7 +177,7 @@ def test_a_failed_fetch_stops_before_anything_is_applied(response, error):
 
 def test_a_failed_apply_removes_the_manifest_so_the_next_run_applies_it():
     run = harness.run(
-        converge_addons,
+        addons.converge,
         cluster=cluster(),
         responses=[(FETCH, 0, SERVED), (r"apply -f .*kuboard-agent\.yaml", 1, "forbidden")],
     )
@@ -201,7 +202,7 @@ def test_with_the_stand_in_server_the_token_and_manifest_are_never_printed(tmp_p
             text=True,
             check=True,
         ).stdout
-        run = harness.run(converge_addons, cluster=doc, responses=[(FETCH, 0, fetched)])
+        run = harness.run(addons.converge, cluster=doc, responses=[(FETCH, 0, fetched)])
     assert server.requests[0].endswith(f"?token={TOKEN}")
     assert written_by(run, kuboard.FETCH_CONFIG) == config.read_text()
     assert kuboard_changes(run) == KUBOARD_OPS

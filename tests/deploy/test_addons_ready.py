@@ -4,6 +4,7 @@ import copy
 import json
 
 import pytest
+from pyinfra.operations import server
 
 from deploys.addons import ready, wait_for_cluster
 from deploys.context import NodeContext
@@ -217,6 +218,22 @@ def test_a_cluster_not_yet_ready_is_waited_for_then_summarised(status):
     ]
     assert "[cp1] cluster ready: 3 nodes, API server 10.0.0.11:6443" in run.log
     assert "[cp1] kubeconfig: /etc/kubernetes/admin.conf on cp1" in run.log
+
+
+def _applies_then_waits():
+    """A run in which the first control plane changed (as when the add-ons are applied)."""
+    server.shell(name="add-ons: apply something", commands=["true"])
+    wait_for_cluster()
+
+
+@pytest.mark.parametrize("os_release", ["debian-12", "ubuntu-24.04"])
+def test_a_run_that_changed_the_cluster_ends_with_the_summary_though_it_was_ready(os_release):
+    """The cluster can be ready before the final wait (the Kuboard agent's wait needs the pod
+    network); a cold run must still end with the summary (found by the lab rehearsal)."""
+    facts = harness.load_facts(os_release, converged=True)
+    run = harness.run(_applies_then_waits, os=os_release, facts={STATUS: facts[STATUS]})
+    assert run.changed("cp1") == ["add-ons: apply something", "cluster: print summary"]
+    assert "[cp1] cluster ready: 3 nodes, API server 10.0.0.11:6443" in run.log
 
 
 def test_a_wait_that_times_out_fails_the_run_without_a_summary():

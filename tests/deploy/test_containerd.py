@@ -9,13 +9,13 @@ import copy
 import pytest
 import yaml
 
+from deploys import runtime
 from deploys.runtime import config
-from deploys.runtime.containerd import converge_containerd, rendered_files
 from deploys.runtime.registries import basic_authorization
 from deploys.settings import Settings
 from tests.deploy import harness
 
-STATE = "deploys.facts.containerd.ContainerdState"
+STATE = "deploys.runtime.facts.ContainerdState"
 HOSTS = ("cp1", "w1", "w2")
 CONFIG = "/etc/containerd/config.toml"
 CRICTL = "/etc/crictl.yaml"
@@ -79,7 +79,7 @@ def run(os_release: str, converged: bool = False, settings=None, state_changes=N
         changed = state(os_release, converged, **state_changes)
         host_facts = {**host_facts, "cp1": {STATE: changed, **host_facts.get("cp1", {})}}
     return harness.run(
-        converge_containerd,
+        runtime.converge,
         os=os_release,
         cluster=cluster(os_release, **(settings or {})),
         converged=converged,
@@ -173,16 +173,6 @@ def test_fresh_host_gets_crictl_pointed_at_containerd(fresh, host):
     }
     assert f"chmod 644 {CRICTL}" in result.commands(host)
     assert f"chown root:root {CRICTL}" in result.commands(host)
-
-
-def test_fresh_host_gets_exactly_the_rendered_files(fresh):
-    """What the renderer shows for a node (deploys/render.py) is, file for file, what the
-    deploy uploads: config.toml, crictl.yaml, the guard (and Docker's repository)."""
-    os_release, result = fresh
-    recorded = state(os_release)
-    settings = Settings(**SETTINGS.get(os_release, {}))
-    rendered = rendered_files(settings, recorded["release"], recorded["arch"], recorded["version"])
-    assert result.uploads["cp1"] == rendered
 
 
 def test_docker_source_trusts_only_dockers_key():
@@ -438,7 +428,7 @@ def test_a_new_kubernetes_minor_moves_the_sandbox_image_everywhere():
         STATE: state("debian-12", converged=True, dump=loaded),
     }
     result = harness.run(
-        converge_containerd, os="debian-12", cluster=cluster("debian-12", **new), facts=facts
+        runtime.converge, os="debian-12", cluster=cluster("debian-12", **new), facts=facts
     )
     assert 'sandbox_image = "registry.k8s.io/pause:3.10.2"' in result.uploads["cp1"][CONFIG]
     assert "image=registry.k8s.io/pause:3.10.2" in result.uploads["cp1"][GUARD[0]]

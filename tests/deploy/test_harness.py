@@ -8,6 +8,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files, python, server
 
+from deploys.distro import RELEASES, Release
 from tests.deploy import harness
 
 
@@ -32,6 +33,24 @@ def test_recorded_identity_of_each_release(os_release):
     distro = facts["server.LinuxDistribution"]
     assert os_release.startswith(distro["name"].lower())
     assert os_release.endswith(str(distro["major"]) + (".04" if distro["minor"] else ""))
+
+
+def test_every_supported_release_is_recorded_and_nothing_else():
+    """deploys/distro RELEASES is the one list: the harness's hosts are exactly those."""
+    recorded = sorted(path.name for path in harness.FACTS_DIR.iterdir() if path.is_dir())
+    assert recorded == sorted(RELEASES)
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+@pytest.mark.parametrize(
+    "fact", ["deploys.system.facts.SystemState", "deploys.runtime.facts.ContainerdState"]
+)
+def test_the_recorded_host_reports_its_release_as_the_table_names_it(os_release, fact):
+    reported = harness.load_facts(os_release)[fact]["release"]
+    release = Release.parse(reported["id"], reported["version"], reported.get("codename", ""))
+    assert release.name == os_release
+    assert release.codename in ("", RELEASES[os_release].codename)
+    assert release.family is RELEASES[os_release].family
 
 
 def test_fresh_host_runs_everything():

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pyinfra.api import OperationError
 
-from deploys.kubernetes import converge_kubernetes
+from deploys import kubernetes
 from tests.deploy import harness
 
 TOKEN = "k8sjn1.0123456789abcdef"
@@ -90,7 +90,7 @@ WITH_W3 = {
 
 
 def run(**kwargs) -> harness.Run:
-    return harness.run(converge_kubernetes, responses=kwargs.pop("responses", RESPONSES), **kwargs)
+    return harness.run(kubernetes.converge, responses=kwargs.pop("responses", RESPONSES), **kwargs)
 
 
 def join_configuration(result: harness.Run, host: str) -> dict:
@@ -279,6 +279,17 @@ def test_new_control_plane_joins_with_the_certificate_key():
     assert join["discovery"]["bootstrapToken"]["apiServerEndpoint"] == "10.0.0.10:6443"
 
 
+def test_credentials_a_killed_run_left_behind_are_removed_by_the_next():
+    """Every node joined, then the run was killed before it removed the join credentials
+    (found by the lab rehearsal): the next run deletes the token and the directory."""
+    left_over = {f"files.Directory(path={CREDENTIALS_DIR})": {"mode": 700, "user": "root"}}
+    result = run(converged=True, host_facts={"cp1": left_over})
+    assert result.changed("cp1") == ["kubeadm: remove join credentials"]
+    (command,) = commands_run(result, "cp1", "kubeadm: remove join credentials")
+    assert "kubeadm token delete" in command and f"rm -rf {CREDENTIALS_DIR}" in command
+    assert result.changed("w1") == [] and result.changed("w2") == []
+
+
 def test_control_planes_join_one_at_a_time_and_workers_in_parallel():
     result = run(cluster=HA)
     assert result.op("cp2", "kubeadm: join control plane").serial
@@ -454,3 +465,33 @@ def test_admin_kubeconfig_fetched_owner_only(tmp_path):
         responses=responses,
     )
     assert again.changed("cp1") == []
+
+
+def test_an_unreadable_admin_kubeconfig_fails_the_fetch_on_that_host_only(tmp_path):
+    """Known only while the run executes: the operation fails on its host, with the
+    reason, and nothing is raised (deploys/failure.py)."""
+    dest = tmp_path / "cluster.conf"
+    cluster = {**harness.DEFAULT_CLUSTER, "settings": {"fetch_kubeconfig": str(dest)}}
+    denied = "cat: /etc/kubernetes/admin.conf: Permission denied"
+    responses = [(r"^cat /etc/kubernetes/admin.conf$", 1, denied), *RESPONSES]
+    result = run(cluster=cluster, responses=responses)
+    (failed,) = result.failed("cp1")
+    assert failed.name == "kubeadm: fetch admin kubeconfig"
+    assert f"reading admin.conf on cp1 failed: {denied}" in result.log
+    assert "Traceback" not in result.log and not dest.exists()
+    assert not result.failed("w1")
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_sandbox_check_compares_with_the_image_containerd_loaded(os_release):
+    """The loaded sandbox image comes from the parsed `containerd config dump` of the
+    runtime's fact (read when the check executes), not from a second parse on the node."""
+    state = harness.load_facts(os_release)["deploys.runtime.facts.ContainerdState"]
+    dump = {**state["dump"], "version": 2, "plugins": {"io.containerd.grpc.v1.cri": {}}}
+    dump["plugins"]["io.containerd.grpc.v1.cri"]["sandbox_image"] = "mirror.example/pause:3.8"
+    changed = {"deploys.runtime.facts.ContainerdState": {**state, "dump": dump}}
+    result = run(os=os_release, host_facts={"w1": changed})
+    (check,) = result.op("w1", "kubeadm: check sandbox image").commands
+    assert check.startswith("loaded=mirror.example/pause:3.8 && expected=$( kubeadm config")
+    (check,) = result.op("w2", "kubeadm: check sandbox image").commands
+    assert check.startswith("loaded=registry.k8s.io/pause:3.10.1 && ")

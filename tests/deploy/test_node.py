@@ -1,11 +1,11 @@
 """deploys/node.py as a whole (OS preparation, then containerd) on each supported release."""
 
+from pathlib import Path
+
 import pytest
 from pyinfra.api import deploy
 
-from deploys.preflight import check_cluster
-from deploys.runtime.containerd import converge_containerd
-from deploys.system import prepare_system
+from deploys import concerns, runtime, system
 from tests.deploy import harness
 from tests.deploy.test_system import converged_hosts
 
@@ -18,12 +18,13 @@ SETTINGS = {
 HOSTS = ("cp1", "w1", "w2")
 
 
+ENTRY = Path(concerns.__file__).with_name("node.py")
+
+
 @deploy("Node")
 def node():
-    """The body of deploys/node.py (the entry file itself runs at import)."""
-    check_cluster()
-    prepare_system()
-    converge_containerd()
+    """deploys/node.py itself, run as pyinfra runs a deploy file (it runs at import)."""
+    exec(compile(ENTRY.read_text(), str(ENTRY), "exec"), {"__file__": str(ENTRY)})
 
 
 def cluster(os_release):
@@ -31,10 +32,9 @@ def cluster(os_release):
     return doc
 
 
-def test_the_entry_file_composes_exactly_these_deploys():
-    source = (harness.FACTS_DIR.parents[2] / "deploys" / "node.py").read_text()
-    calls = [line for line in source.splitlines() if line.endswith("()")]
-    assert calls == ["check_cluster()", "prepare_system()", "converge_containerd()"]
+def test_the_entry_files_compose_exactly_these_concerns():
+    assert (system, runtime) == concerns.NODE
+    assert concerns.CLUSTER[: len(concerns.NODE)] == concerns.NODE
 
 
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)

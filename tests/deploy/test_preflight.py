@@ -14,13 +14,13 @@ from pyinfra.api.state import StateStage
 from pyinfra.context import ctx_state
 from pyinfra_cli.util import load_deploy_file
 
-from deploys.facts.preflight import PreflightState
 from deploys.preflight import PreflightRefused, check_cluster
+from deploys.preflight.facts import PreflightState
 from deploys.settings import parse_cluster
 from tests.deploy import harness
 
 ROOT = Path(__file__).resolve().parents[2]
-FACT = "deploys.facts.preflight.PreflightState"
+FACT = "deploys.preflight.facts.PreflightState"
 HOSTS = ("cp1", "w1", "w2")
 
 
@@ -365,7 +365,7 @@ def test_the_real_pyinfra_command_stops_before_any_operation(tmp_path):
     assert "Traceback" not in output
     # the preflight fact is the only one read: nothing else was planned
     assert output.count("Loaded fact") == 1, output
-    assert "Loaded fact deploys.facts.preflight.PreflightState" in output
+    assert "Loaded fact deploys.preflight.facts.PreflightState" in output
 
 
 # --- kube-proxy's nftables mode needs kernel 5.13 ----------------------------------------

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 from pyinfra import host
-from pyinfra.api import OperationError, StringCommand, deploy, operation
+from pyinfra.api import StringCommand, deploy, operation
 
 from deploys import secret
 from tests.deploy import harness
@@ -68,8 +68,11 @@ def test_any_drift_rewrites_the_whole_file(drift):
 
 
 def test_something_else_than_a_file_at_the_path_is_refused():
-    with pytest.raises(OperationError, match="token.conf exists and is not a file"):
-        harness.run(write_secret, facts={f"files.File(path={DEST})": False})
+    run = harness.run(write_secret, facts={f"files.File(path={DEST})": False})
+    (failed,) = run.failed("cp1")
+    assert "token.conf exists and is not a file" in failed.error
+    assert "token.conf exists and is not a file" in run.log
+    assert run.failed("w1")  # every host has one: each fails on its own
 
 
 @operation()

@@ -6,11 +6,12 @@ import copy
 import functools
 
 import pytest
+from pyinfra.api import OperationError
 
-from deploys.system import prepare_system
+from deploys import runtime, system
 from tests.deploy import harness
 
-STATE = "deploys.facts.system.SystemState"
+STATE = "deploys.system.facts.SystemState"
 LIVE_SYSCTLS = (
     "server.Sysctl(keys=['net.bridge.bridge-nf-call-iptables', "
     "'net.bridge.bridge-nf-call-ip6tables', 'net.ipv4.ip_forward'])"
@@ -82,7 +83,9 @@ def run_converged(os_release, host_facts=None, **kwargs):
     per_host = converged_hosts(os_release)
     for host, facts in (host_facts or {}).items():
         per_host[host].update(facts)
-    return harness.run(prepare_system, os=os_release, converged=True, host_facts=per_host, **kwargs)
+    return harness.run(
+        system.converge, os=os_release, converged=True, host_facts=per_host, **kwargs
+    )
 
 
 def install_command(run, host="cp1") -> list[str]:
@@ -96,7 +99,7 @@ def install_command(run, host="cp1") -> list[str]:
 
 @pytest.fixture(scope="module", params=harness.OS_RELEASES)
 def fresh(request):
-    return request.param, harness.run(prepare_system, os=request.param)
+    return request.param, harness.run(system.converge, os=request.param)
 
 
 def test_fresh_host_has_every_fact_recorded(fresh):
@@ -206,7 +209,7 @@ def converged(request):
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(harness, "fact_key", counting_fact_key)
-        harness.run(prepare_system, os=request.param, host_facts=converged_hosts(request.param))
+        harness.run(system.converge, os=request.param, host_facts=converged_hosts(request.param))
         first_run = len(reads)
         run = run_converged(request.param)
     return request.param, run, reads[2 * first_run :]
@@ -393,7 +396,7 @@ def test_changed_chrony_conf_restarts_running_chrony():
         "systemd.SystemdStatus(machine=None, services=['chrony.service'], user_mode=False, "
         "user_name=None)"
     )
-    run = harness.run(prepare_system, os="ubuntu-22.04", facts={status: {"chrony.service": True}})
+    run = harness.run(system.converge, os="ubuntu-22.04", facts={status: {"chrony.service": True}})
     assert run.op("cp1", "time: restart chrony").commands == ["systemctl restart chrony.service"]
 
 
@@ -439,7 +442,7 @@ def test_container_node_runs_without_impossible_steps():
         "'vm.max_map_count', 'net.core.somaxconn'])"
     )
     run = harness.run(
-        prepare_system, os="debian-12", cluster=cluster, facts={STATE: nspawn_state(), keys: live}
+        system.converge, os="debian-12", cluster=cluster, facts={STATE: nspawn_state(), keys: live}
     )
     assert not run.failed("lab1")
     # built-in modules count as loaded: no modprobe; no swap: no swapoff
@@ -463,7 +466,7 @@ def test_container_node_runs_without_impossible_steps():
 def test_container_node_leaves_the_hosts_swap_alone():
     cluster = {"hosts": [{"name": "lab1", "address": "10.0.0.11", "roles": ["control_plane"]}]}
     state = nspawn_state(swaps=["/dev/sda2"])
-    run = harness.run(prepare_system, os="debian-12", cluster=cluster, facts={STATE: state})
+    run = harness.run(system.converge, os="debian-12", cluster=cluster, facts={STATE: state})
     assert run.op("lab1", "swap: turn off swap for good").commands == ["systemctl mask swap.target"]
     assert "swap: /dev/sda2 is the container host's swap (systemd-nspawn)" in run.log
 
@@ -495,7 +498,7 @@ def test_firewall_disabled_turns_ufw_and_firewalld_off():
     )
     cluster = {**harness.DEFAULT_CLUSTER, "settings": {"firewall": "disabled"}}
     run = harness.run(
-        prepare_system,
+        system.converge,
         os="ubuntu-24.04",
         cluster=cluster,
         host_facts=per_host,
@@ -514,7 +517,7 @@ def test_firewall_disabled_turns_ufw_and_firewalld_off():
 
 def test_firewalld_running_gets_the_service_and_reloads():
     state = fresh_state("debian-12", firewalld={"running": True, "services": ["ssh"]})
-    run = harness.run(prepare_system, os="debian-12", facts={STATE: state})
+    run = harness.run(system.converge, os="debian-12", facts={STATE: state})
     xml = run.uploads["w1"]["/etc/firewalld/services/pyinfra-kubeadm.xml"]
     assert '<port protocol="tcp" port="30000-32767"/>' in xml
     assert '<port protocol="tcp" port="6443"/>' not in xml
@@ -528,7 +531,7 @@ def test_firewalld_running_gets_the_service_and_reloads():
 def test_firewalld_converged_does_not_reload():
     firewalld = {"running": True, "services": ["ssh", "pyinfra-kubeadm"]}
     run = harness.run(
-        prepare_system,
+        system.converge,
         os="debian-12",
         converged=True,
         host_facts=converged_hosts("debian-12", firewalld=firewalld),
@@ -539,7 +542,7 @@ def test_firewalld_converged_does_not_reload():
 
 def test_firewalld_stopped_is_configured_offline():
     state = fresh_state("debian-12", firewalld={"running": False, "services": ["ssh"]})
-    run = harness.run(prepare_system, os="debian-12", facts={STATE: state})
+    run = harness.run(system.converge, os="debian-12", facts={STATE: state})
     assert run.op("cp1", "firewall: add service pyinfra-kubeadm to firewalld").commands == [
         "firewall-offline-cmd --add-service=pyinfra-kubeadm"
     ]
@@ -565,7 +568,7 @@ SELINUX_CONFIG = (
 def test_selinux_becomes_permissive(selinux, expected):
     state = fresh_state("debian-13", selinux=selinux)
     run = harness.run(
-        prepare_system,
+        system.converge,
         os="debian-13",
         facts={STATE: state, SELINUX_CONFIG: ["SELINUX=enforcing"]},
     )
@@ -580,7 +583,7 @@ def test_hostile_sysctl_value_is_quoted():
         **harness.DEFAULT_CLUSTER,
         "settings": {"sysctls": {"net.core.somaxconn": "1; whoami"}},
     }
-    run = harness.run(prepare_system, os="debian-12", cluster=cluster)
+    run = harness.run(system.converge, os="debian-12", cluster=cluster)
     assert (
         "sysctl net.core.somaxconn='1; whoami'" in run.op("cp1", "sysctl: set live values").commands
     )
@@ -592,7 +595,7 @@ def test_hostile_sysctl_value_is_quoted():
 )
 def test_ntp_choice(os_release, package, config):
     cluster = {**harness.DEFAULT_CLUSTER, "settings": {"time_sync": "ntp"}}
-    run = harness.run(prepare_system, os=os_release, cluster=cluster)
+    run = harness.run(system.converge, os=os_release, cluster=cluster)
     assert install_command(run)[-1] == package
     assert "pool pool.ntp.org iburst" in run.uploads["cp1"][config]
 
@@ -605,7 +608,7 @@ def test_timesyncd_choice_keeps_timesyncd():
             "time_servers": ["cn.pool.ntp.org", "ntp.aliyun.com"],
         },
     }
-    run = harness.run(prepare_system, os="ubuntu-20.04", cluster=cluster)
+    run = harness.run(system.converge, os="ubuntu-20.04", cluster=cluster)
     assert run.op("cp1", "time: remove other time daemons").commands == []
     assert run.op("cp1", "time: enable systemd-timesyncd").commands == []  # enabled, running
     drop_in = "/etc/systemd/timesyncd.conf.d/kubernetes.conf"
@@ -621,7 +624,7 @@ NFTABLES_CLUSTER = {**harness.DEFAULT_CLUSTER, "settings": {"kube_proxy_mode": "
 
 @pytest.mark.parametrize("os_release", harness.OS_RELEASES)
 def test_nftables_mode_installs_nft_to_inspect_kube_proxys_rules(os_release):
-    run = harness.run(prepare_system, os=os_release, cluster=NFTABLES_CLUSTER)
+    run = harness.run(system.converge, os=os_release, cluster=NFTABLES_CLUSTER)
     assert "nftables" in install_command(run)
     assert not any(run.failed(host) for host in ("cp1", "w1", "w2"))
 
@@ -630,3 +633,19 @@ def test_other_modes_read_no_kernel_release_and_install_no_nft(fresh):
     _, run = fresh
     assert "server.KernelVersion" not in run.reads["cp1"]
     assert "nftables" not in install_command(run)
+
+
+@pytest.mark.parametrize("concern", ["system", "runtime"])
+@pytest.mark.parametrize(
+    "release", [{"id": "centos", "version": "9"}, {"id": "ubuntu", "version": "noble"}]
+)
+def test_an_unsupported_release_stops_the_run_before_any_change(concern, release):
+    """Known from the facts read before any change: OperationError while pyinfra prepares
+    the run (deploys/failure.py), naming the host, for every concern that reads it."""
+    deploy, key = {
+        "system": (system.converge, STATE),
+        "runtime": (runtime.converge, "deploys.runtime.facts.ContainerdState"),
+    }[concern]
+    state = {**harness.load_facts("debian-12")[key], "release": release}
+    with pytest.raises(OperationError, match=f"^w1: .*{release['id']}"):
+        harness.run(deploy, os="debian-12", host_facts={"w1": {key: state}})

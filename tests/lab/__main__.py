@@ -46,6 +46,21 @@ def main() -> int:
         default=["bookworm"],
         help="Debian suites, assigned to the nodes in order and cycled (default bookworm)",
     )
+    up.add_argument(
+        "--control-planes",
+        type=int,
+        default=1,
+        help="the first K nodes are control planes (default 1; more: with a "
+        "control_plane_endpoint, the stand-in control plane's address)",
+    )
+    up.add_argument(
+        "--kubernetes-versions",
+        nargs="+",
+        default=[],
+        metavar="VERSION",
+        help="releases the stand-in Kubernetes repository serves; the cluster file pins the "
+        "first (default: the project's default release)",
+    )
     commands.add_parser("down", help="stop the nodes and remove all the lab created")
     commands.add_parser("status", help="show the nodes")
     restart = commands.add_parser("restart", help="power-cycle one node")
@@ -54,7 +69,13 @@ def main() -> int:
 
     try:
         if args.command == "up":
-            print_status(Lab.up(nodes=args.nodes, suites=args.suite))
+            lab = Lab.up(
+                nodes=args.nodes,
+                suites=args.suite,
+                control_planes=args.control_planes,
+                kubernetes_versions=args.kubernetes_versions,
+            )
+            print_status(lab)
         elif args.command == "down":
             Lab.load().down()
         elif args.command == "status":

@@ -1,9 +1,15 @@
 """The lab: systemd-nspawn nodes on a private bridge, described as a cluster file.
 
-    lab = Lab.up(nodes=3, suites=["bookworm", "trixie", "sid"])
+    lab = Lab.up(nodes=3, suites=["bookworm", "trixie", "sid"], control_planes=1)
     lab.ssh("lab2", "apt-get install -y containerd")
     lab.restart("lab2")   # a power cycle
     lab.down()
+
+`up` also starts the stand-ins of the whole-cluster rehearsal (test doubles): the Kubernetes
+apt repository with stand-in kubeadm, kubelet and kubectl packages of every release asked
+for, the control plane they answer from, and a Kuboard server; the cluster file it writes
+points at them, so that ``CLUSTER=inventory/lab.yaml pyinfra -y inventory.py
+deploys/cluster.py`` runs as it is.
 
 All state lives in ``config.STATE_DIR`` (``state.json`` records each node's suite and the
 PIDs of everything started), so the command line and the tests see the same lab.
@@ -14,24 +20,31 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tests.lab import aptsources, config, host, registry, rootfs
+from deploys.settings import Settings
+from tests.lab import aptsources, config, host, k8s_repo, registry, rootfs
 from tests.lab.host_packages import HOST_PACKAGES
 
 BOOT_TIMEOUT = 120
 # `systemctl is-system-running` once boot has finished; degraded: some unit failed.
 READY_STATES = ("running", "degraded")
 PROXY_SCRIPT = Path(__file__).with_name("proxy.py")
+CONTROL_PLANE_SCRIPT = Path(__file__).with_name("stand_in_control_plane.py")
+KUBOARD_SCRIPT = config.REPO_ROOT / "tests" / "stand_ins" / "kuboard_server.py"
+# The lab's services answer on its bridge: never through a proxy of this machine.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 INVENTORY_HEADER = "# Written by `python -m tests.lab up`; describes the lab nodes as a cluster.\n"
 
 
@@ -199,14 +212,26 @@ class Lab:
     # --- bringing the lab up ------------------------------------------------------------
 
     @classmethod
-    def up(cls, nodes: int = 3, suites: Sequence[str] = ("bookworm",)) -> Lab:
-        """Make the lab exactly ``nodes`` running nodes, suites assigned in order (cycling).
+    def up(
+        cls,
+        nodes: int = 3,
+        suites: Sequence[str] = ("bookworm",),
+        control_planes: int = 1,
+        kubernetes_versions: Sequence[str] = (),
+    ) -> Lab:
+        """Make the lab exactly ``nodes`` running nodes, suites assigned in order (cycling),
+        the first ``control_planes`` of them control planes in its cluster file, with the
+        stand-ins serving ``kubernetes_versions`` (default: the default release; the
+        cluster file pins the first).
 
         Running nodes that already match are kept; others are added, rebuilt or removed.
         """
         started = time.monotonic()
         if nodes < 1:
             raise ValueError(f"a lab needs at least one node, not {nodes}")
+        if not 1 <= control_planes <= nodes:
+            raise ValueError(f"control planes: between 1 and {nodes}, not {control_planes}")
+        kubernetes_versions = list(kubernetes_versions) or [Settings().kubernetes_version]
         if not suites or not set(suites) <= set(config.SUITES):
             raise ValueError(f"suites must be among {', '.join(config.SUITES)}, not {suites}")
         _check_can_run()
@@ -232,10 +257,11 @@ class Lab:
                 port=config.PROXY_PORT,
             )
             image_mirrors = registry.mirror_pause_images(lab)
+            stand_ins = lab._start_stand_ins(kubernetes_versions)
             lab._converge_nodes(wanted, mirrors)
             lab._write_known_hosts()
             lab._wait_ready(lab.nodes)
-            lab._write_inventory(image_mirrors)
+            lab._write_inventory(image_mirrors, control_planes, stand_ins)
         names = " ".join(node.name for node in lab.nodes)
         print(
             f"lab up in {time.monotonic() - started:.1f} s"
@@ -264,6 +290,61 @@ class Lab:
         self.save()
         if not host.wait_until(lambda: _port_open(config.BRIDGE_ADDRESS, port), 30):
             raise RuntimeError(f"{name} does not listen on port {port}; see {log}")
+
+    def _start_stand_ins(self, kubernetes_versions: list[str]) -> dict:
+        """Build the stand-in repository (unless it holds these releases already) and run it,
+        the stand-in control plane and the stand-in Kuboard server on the bridge; the
+        cluster file's settings that point at them."""
+        revision = Settings().kubernetes_package_revision
+        workdir = config.STATE_DIR / "k8s-repo"
+        recipe = json.dumps({"versions": kubernetes_versions, "revision": revision,
+                             "control_plane": config.STAND_IN_API_URL,
+                             "packaging": Path(k8s_repo.__file__).read_text(),
+                             "tools": k8s_repo.TOOLS_SOURCE.read_text()})  # fmt: skip
+        marker = workdir / "recipe.json"
+        if not (marker.is_file() and marker.read_text() == recipe):
+            host.remove_tree(workdir)
+            workdir.mkdir()
+            k8s_repo.build_repository(workdir, kubernetes_versions, revision,
+                                      config.STAND_IN_API_URL)  # fmt: skip
+            marker.write_text(recipe)
+        repo_root = workdir / "repo"
+        self.ensure_service(
+            "k8s-repo",
+            [sys.executable, "-m", "http.server", str(config.STAND_IN_REPO_PORT),
+             "--bind", config.BRIDGE_ADDRESS, "--directory", str(repo_root)],
+            marker=str(repo_root),
+            port=config.STAND_IN_REPO_PORT,
+        )  # fmt: skip
+        state = config.STATE_DIR / "control-plane.json"
+        self.ensure_service(
+            "control-plane",
+            [sys.executable, str(CONTROL_PLANE_SCRIPT), "--listen",
+             f"{config.BRIDGE_ADDRESS}:{config.STAND_IN_API_PORT}", "--state", str(state)],
+            marker=str(state),
+            port=config.STAND_IN_API_PORT,
+        )  # fmt: skip
+        token_file = config.STATE_DIR / "kuboard-token"
+        if not token_file.is_file():
+            descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(16))
+        self.ensure_service(
+            "kuboard",
+            [sys.executable, str(KUBOARD_SCRIPT), "--listen",
+             f"{config.BRIDGE_ADDRESS}:{config.STAND_IN_KUBOARD_PORT}",
+             "--cluster-name", config.KUBOARD_CLUSTER_NAME, "--token-file", str(token_file)],
+            marker=str(token_file),
+            port=config.STAND_IN_KUBOARD_PORT,
+        )  # fmt: skip
+        return {
+            "kubernetes_version": kubernetes_versions[0],
+            "kubernetes_package_revision": revision,
+            "kubernetes_apt_repo": f"http://{config.BRIDGE_ADDRESS}:{config.STAND_IN_REPO_PORT}",
+            "kuboard_server": f"http://{config.BRIDGE_ADDRESS}:{config.STAND_IN_KUBOARD_PORT}",
+            "kuboard_cluster_name": config.KUBOARD_CLUSTER_NAME,
+            "kuboard_agent_token": token_file.read_text().strip(),
+        }
 
     def _converge_nodes(self, wanted: list[Node], mirrors: aptsources.DebianMirrors) -> None:
         """Remove nodes that are not wanted as they are, create and boot the missing ones."""
@@ -332,24 +413,53 @@ class Lab:
             time.sleep(0.5)
         return state if node.running else "systemd-nspawn exited"
 
-    def _write_inventory(self, image_mirrors: dict[str, list[str]]) -> None:
-        """The cluster file of the lab: the first node is the control plane, the rest workers;
-        images come through the lab's registry (``image_mirrors``: registry_mirrors)."""
+    def _write_inventory(
+        self, image_mirrors: dict[str, list[str]], control_planes: int, stand_ins: dict
+    ) -> None:
+        """The cluster file of the lab (root only: it holds the stand-in Kuboard's token):
+        the first ``control_planes`` nodes are control planes, the rest workers; with more
+        than one, the stand-in control plane's address is their control_plane_endpoint.
+        Images come through the lab's registry (``image_mirrors``: registry_mirrors), the
+        Kubernetes packages, control plane and Kuboard server are the stand-ins."""
         hosts = "".join(
             f"  - name: {node.name}\n"
             f"    address: {node.address}\n"
-            f"    roles: [{'control_plane' if i == 0 else 'worker'}]\n"
+            f"    roles: [{'control_plane' if i < control_planes else 'worker'}]\n"
             for i, node in enumerate(self.nodes)
         )
-        settings = (
-            "  ssh_user: root\n"
-            "  ssh_port: 22\n"
-            f"  ssh_key: {json.dumps(str(self.key_path))}\n"
-            f"  ssh_known_hosts_file: {json.dumps(str(self.known_hosts_path))}\n"
-            f"  registry_mirrors: {json.dumps(image_mirrors)}\n"
-        )
+        settings = {
+            "ssh_user": "root",
+            "ssh_port": 22,
+            "ssh_key": str(self.key_path),
+            "ssh_known_hosts_file": str(self.known_hosts_path),
+            "registry_mirrors": image_mirrors,
+            **stand_ins,
+        }
+        if control_planes > 1:
+            settings["control_plane_endpoint"] = (
+                f"{config.BRIDGE_ADDRESS}:{config.STAND_IN_API_PORT}"
+            )
+        lines = "".join(f"  {key}: {json.dumps(value)}\n" for key, value in settings.items())
         self.inventory_path.parent.mkdir(exist_ok=True)
-        self.inventory_path.write_text(f"{INVENTORY_HEADER}hosts:\n{hosts}settings:\n{settings}")
+        partial = self.inventory_path.with_suffix(".partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(f"{INVENTORY_HEADER}hosts:\n{hosts}settings:\n{lines}")
+        partial.rename(self.inventory_path)
+
+    def control_plane_state(self) -> dict:
+        """The stand-in control plane's state: cluster (without its CA key), nodes, tokens,
+        applied objects, the derived pods, which nodes are Ready, and every bootstrap token
+        and certificate key it issued (for the tests that look for leaked secrets)."""
+        with _DIRECT.open(f"{config.STAND_IN_API_URL}/v1/state", timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def reset_control_plane(self) -> None:
+        """Forget the stand-in cluster (the nodes keep their files: `kubeadm reset` them)."""
+        request = urllib.request.Request(f"{config.STAND_IN_API_URL}/v1/reset", data=b"{}")
+        with _DIRECT.open(request, timeout=10):
+            pass
 
     # --- using the lab ------------------------------------------------------------------
 

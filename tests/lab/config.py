@@ -38,6 +38,15 @@ PROXY_PORT = 3142
 PROXY_ENDPOINT = f"{BRIDGE_ADDRESS}:{PROXY_PORT}"
 REGISTRY_PORT = 5000
 REGISTRY_ENDPOINT = f"{BRIDGE_ADDRESS}:{REGISTRY_PORT}"
+# The stand-ins of the whole-cluster rehearsal (test doubles, see tests/lab/k8s_repo.py):
+# the Kubernetes apt repository, the control plane (the API endpoint every node's stand-in
+# kubeadm and kubectl talk to; with several control planes also their control_plane_endpoint,
+# the "load balancer" in front of them) and the Kuboard server.
+STAND_IN_REPO_PORT = 8008
+STAND_IN_API_PORT = 6443
+STAND_IN_KUBOARD_PORT = 8090
+STAND_IN_API_URL = f"http://{BRIDGE_ADDRESS}:{STAND_IN_API_PORT}"
+KUBOARD_CLUSTER_NAME = LAB
 
 # containerd 1.6, 1.7 and 2.x, in that order.
 SUITES = ("bookworm", "trixie", "sid")

@@ -115,6 +115,8 @@ def create_node_rootfs(
     (partial / "etc/apt/apt.conf.d/01lab").write_text(
         f'Acquire::http::Proxy "{proxy}";\n'
         f'Acquire::https::Proxy "{proxy}";\n'
+        "// The lab's own services on the bridge (the stand-in Kubernetes repository).\n"
+        f'Acquire::http::Proxy::{config.BRIDGE_ADDRESS} "DIRECT";\n'
         "// The host's mirror can serve a suite past its Valid-Until (sid, by weeks);\n"
         "// signatures are still checked.\n"
         'Acquire::Check-Valid-Until "false";\n'

@@ -11,11 +11,7 @@ containers there); those steps are covered by the deploy-level tests.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,18 +24,17 @@ from deploys.kubernetes.packages import KEYRING, PACKAGES, SOURCE
 from deploys.settings import Settings
 from tests.lab import config, k8s_repo
 from tests.lab.fixture import LAB_NODES
+from tests.lab.runs import Run, pyinfra
 
 pytestmark = pytest.mark.lab
 
 DEPLOY = Path(__file__).with_name("deploys") / "kubernetes_packages.py"
-PYINFRA = Path(sys.executable).with_name("pyinfra")
 DEFAULTS = Settings()
 VERSION, REVISION = DEFAULTS.kubernetes_version, DEFAULTS.kubernetes_package_revision
 PINNED = f"{VERSION}-{REVISION}"
 # apt in the nodes goes through the lab's proxy, which reaches the Debian mirrors only.
 DIRECT_CONF = "/etc/apt/apt.conf.d/90stand-in-kubernetes-repository"
 FIRST_CONTROL_PLANE, WORKERS = LAB_NODES[0], LAB_NODES[1:]
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass(frozen=True)
@@ -73,7 +68,7 @@ def stand_in(lab, tmp_path_factory):
     forget_stand_in(lab)
     workdir = tmp_path_factory.mktemp("stand-in-kubernetes-repo")
     with (
-        k8s_repo.stand_in_repository(workdir, VERSION, REVISION, DEFAULTS.image_repository) as repo,
+        k8s_repo.stand_in_repository(workdir, [VERSION], REVISION) as repo,
         k8s_repo.serve(repo.root, config.BRIDGE_ADDRESS) as (base_url, requests),
     ):
         direct = f'Acquire::http::Proxy::{config.BRIDGE_ADDRESS} "DIRECT";'
@@ -99,48 +94,10 @@ def cluster_file(lab, stand_in, tmp_path_factory) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class Run:
-    result: subprocess.CompletedProcess
-    seconds: float
-
-    @property
-    def output(self) -> str:
-        return _ANSI.sub("", self.result.stdout + self.result.stderr)
-
-    def failure(self) -> str:
-        """What a failed run said: its error lines, then the end of its output."""
-        errors = [line for line in self.output.splitlines() if re.search(r"rror|[Ff]ail", line)]
-        return "\n".join(errors[-60:]) + "\n...\n" + self.output[-3000:]
-
-    def totals(self) -> dict[str, int]:
-        """pyinfra's "Grand total" row: hosts, success (changed), error, no_change."""
-        row = re.search(r"^.*Grand total\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", self.output, re.M)
-        assert row, self.output[-3000:]
-        counts = (0 if value == "-" else int(value) for value in row.groups())
-        return dict(zip(("hosts", "success", "error", "no_change"), counts, strict=True))
-
-
-def _pyinfra(cluster_file: Path) -> Run:
-    started = time.monotonic()
-    result = subprocess.run(
-        [str(PYINFRA), "-y", "inventory.py", str(DEPLOY.relative_to(config.REPO_ROOT))],
-        cwd=config.REPO_ROOT,
-        env={**os.environ, "CLUSTER": str(cluster_file)},
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    run = Run(result, time.monotonic() - started)
-    totals = run.totals() if result.returncode == 0 else "-"
-    print(f"pyinfra run: exit {result.returncode} in {run.seconds:.1f} s, {totals}", flush=True)
-    return run
-
-
 @pytest.fixture(scope="module")
 def runs(cluster_file) -> tuple[Run, Run]:
     """The deploy run twice: converging, then on converged nodes."""
-    return _pyinfra(cluster_file), _pyinfra(cluster_file)
+    return pyinfra(DEPLOY, cluster_file), pyinfra(DEPLOY, cluster_file)
 
 
 def remote(lab, name: str, command: str) -> str:

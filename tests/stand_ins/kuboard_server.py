@@ -1,6 +1,6 @@
-"""A stand-in for a Kuboard v3 server: a small HTTP server on 127.0.0.1 that serves an agent
-manifest from the `installAgentToKubernetes` endpoint, the way Kuboard's "add cluster,
-agent mode" page tells users to fetch it:
+"""A stand-in for a Kuboard v3 server: a small HTTP server (on 127.0.0.1 unless told) that
+serves an agent manifest from the `installAgentToKubernetes` endpoint, the way Kuboard's
+"add cluster, agent mode" page tells users to fetch it:
 
     curl 'http://SERVER/kuboard-api/cluster/NAME/kind/KubernetesCluster/NAME/resource/
           installAgentToKubernetes?token=TOKEN' > kuboard-agent.yaml
@@ -9,10 +9,15 @@ It answers 401 for a wrong token and 404 for any other path, and records every r
 The manifest it serves has the shape of a real one (namespace, service accounts, role
 bindings, two agent deployments) and carries credentials of its own, so tests can check
 that neither they nor the token are ever printed.
+
+The lab runs it as a service on its bridge (the token read from a root-only file):
+
+    python3 kuboard_server.py --listen 10.213.47.1:8090 --cluster-name lab --token-file F
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -127,7 +132,13 @@ class KuboardServerStandIn:
     (with query) it was asked for.
     """
 
-    def __init__(self, cluster_name: str, token: str, manifest: str | None = None):
+    def __init__(
+        self,
+        cluster_name: str,
+        token: str,
+        manifest: str | None = None,
+        address: tuple[str, int] = ("127.0.0.1", 0),
+    ):
         self.cluster_name = cluster_name
         self.token = token
         self.manifest = AGENT_MANIFEST.replace("{name}", cluster_name.lower())
@@ -149,7 +160,7 @@ class KuboardServerStandIn:
             def log_message(self, format, *args):  # keep test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(address, Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -178,3 +189,21 @@ class KuboardServerStandIn:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="stand-in Kuboard v3 server (test double)")
+    parser.add_argument("--listen", required=True, help="address:port")
+    parser.add_argument("--cluster-name", required=True)
+    parser.add_argument("--token-file", required=True, help="file holding the agent token")
+    args = parser.parse_args()
+    address, port = args.listen.rsplit(":", 1)
+    with open(args.token_file, encoding="utf-8") as handle:
+        token = handle.read().strip()
+    stand_in = KuboardServerStandIn(args.cluster_name, token, address=(address, int(port)))
+    print(f"stand-in Kuboard server on {stand_in.url}", flush=True)
+    stand_in._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,4 @@
-"""deploys.facts.containerd: recorded outputs (facts/containerd.ContainerdState/*.json, as in
+"""deploys.runtime.facts: recorded outputs (facts/containerd.ContainerdState/*.json, as in
 pyinfra's own fact tests, and the real `containerd config dump` of containerd 1.6.20 in
 facts/containerd/) parse to the fact, and the command itself runs under sh."""
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.facts.containerd import APPLIED_STAMP, PACKAGES, UNITS, ContainerdState
 from deploys.runtime import config, verify
+from deploys.runtime.facts import APPLIED_STAMP, PACKAGES, UNITS, ContainerdState
 from deploys.settings import Settings
 
 FACTS = Path(__file__).parent / "facts"
@@ -76,6 +76,19 @@ def test_a_dump_that_is_not_toml_is_reported_not_raised():
     state = ContainerdState().process(["dump version = 2", "dump [plugins", "dump x = ]"])
     assert state["dump"] is None
     assert state["dump_error"].startswith("not TOML: ")
+
+
+@pytest.mark.parametrize(
+    "line, release",
+    [
+        ("release debian 12 bookworm", {"id": "debian", "version": "12", "codename": "bookworm"}),
+        # Debian testing and sid have no VERSION_ID: the codename must not take its place.
+        ("release debian  forky", {"id": "debian", "version": "", "codename": "forky"}),
+        ("release ubuntu 24.04 ", {"id": "ubuntu", "version": "24.04", "codename": ""}),
+    ],
+)
+def test_release_fields_keep_their_places(line, release):
+    assert ContainerdState().process([line])["release"] == release
 
 
 def test_no_output_is_the_default():

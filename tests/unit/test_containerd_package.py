@@ -4,11 +4,12 @@ import hashlib
 
 import pytest
 
+from deploys.distro import RELEASES
 from deploys.runtime import package
 from deploys.settings import Settings
 
-NOBLE = {"id": "ubuntu", "version": "24.04", "codename": "noble"}
-BOOKWORM = {"id": "debian", "version": "12", "codename": "bookworm"}
+NOBLE = RELEASES["ubuntu-24.04"]
+BOOKWORM = RELEASES["debian-12"]
 # sha256 of the key file Docker serves at https://download.docker.com/linux/<id>/gpg
 DOCKER_KEY_SHA256 = "1500c1f56fa9e26b9b8f42452a553675796ade0807cdce11975eb98170b3a570"
 

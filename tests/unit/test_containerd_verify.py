@@ -164,3 +164,27 @@ def test_node_problems_from_what_a_node_prints():
     assert len(verify.node_problems(SETTINGS, version, drifted)) == 2
     (problem,) = verify.node_problems(SETTINGS, version, "containerd: failed to load TOML")
     assert problem.startswith("`containerd config dump` printed no TOML: ")
+
+
+@pytest.mark.parametrize(
+    ("containerd", "image"),
+    [("1.6.20", "registry.k8s.io/pause:3.10.1"), ("2.1.4", "registry.k8s.io/pause:3.10.1")],
+)
+def test_loaded_sandbox_image_at_the_key_of_the_config_version(containerd, image):
+    """The one reading of the sandbox image from a parsed dump, for both config versions
+    (the bootstrap's check before init and join uses it)."""
+    assert verify.loaded_sandbox_image(config.config(Settings(), containerd)) == image
+
+
+@pytest.mark.parametrize(
+    "dump",
+    [None, {}, {"version": 4}, {"version": 2}, {"version": 3, "plugins": {"x": 1}}],
+)
+def test_no_loaded_sandbox_image(dump):
+    assert verify.loaded_sandbox_image(dump) == ""
+
+
+def test_loaded_sandbox_image_of_a_drifted_dump():
+    drifted = dump("containerd-1.6.20-drifted.dump")
+    image = drifted["plugins"][config.CRI_V2]["sandbox_image"]
+    assert image and verify.loaded_sandbox_image(drifted) == image

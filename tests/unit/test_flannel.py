@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploys.addons import flannel
+from deploys.addons import flannel, network
 from deploys.context import NodeContext
-from deploys.settings import ClusterError, Settings, parse_cluster
+from deploys.settings import ClusterError, Node, Settings, parse_cluster
 
 CLUSTER = {
     "hosts": [
@@ -279,3 +279,17 @@ def test_selector_and_labels_are_upstreams(upstream):
     assert rendered[daemonset]["spec"]["selector"] == upstream[daemonset]["spec"]["selector"]
     labels = rendered[daemonset]["spec"]["template"]["metadata"]["labels"]
     assert labels == upstream[daemonset]["spec"]["template"]["metadata"]["labels"]
+
+
+@pytest.mark.parametrize("name", network.INTERFACE)
+def test_flannel_is_a_network_plugin(name):
+    assert hasattr(network.PLUGIN, name)
+
+
+@pytest.mark.parametrize(
+    "backend, ports",
+    [("vxlan", ((8472, 8472, "udp"),)), ("host-gw", ()), ("wireguard", ((51820, 51821, "udp"),))],
+)
+def test_plugin_ports_per_backend(backend, ports):
+    node = Node("w1", "10.0.0.21", ("worker",))
+    assert flannel.ports(node, Settings(flannel_backend=backend)) == ports

@@ -3,7 +3,10 @@ built, signed, served and accepted by apt on this machine, without the lab."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -27,12 +30,15 @@ VERSION, REVISION, IMAGES = "1.35.9", "1.1", "registry.example.org/k8s"
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("stand-in")
-    with k8s_repo.stand_in_repository(workdir, VERSION, REVISION, IMAGES) as built:
+    with k8s_repo.stand_in_repository(workdir, [VERSION], REVISION) as built:
         yield built
 
 
 def run(*argv, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True)
+    """Run a command; the stand-in programs log their calls to a file of the test."""
+    log = Path(tempfile.gettempdir()) / f"stand-in-calls-{os.getpid()}.log"
+    env = {**os.environ, "STAND_IN_CALLS_LOG": str(log)}
+    return subprocess.run([str(a) for a in argv], cwd=cwd, capture_output=True, text=True, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +99,45 @@ def unpacked(repo, tmp_path_factory) -> Path:
 @pytest.mark.parametrize("flag", ["version", "--version"])
 def test_each_program_prints_the_pinned_version(unpacked, name, flag):
     result = run(unpacked / "usr/bin" / name, flag)
-    assert (result.returncode, result.stdout) == (0, f"v{VERSION}\n")
+    printed = (
+        f"Kubernetes v{VERSION}" if (name, flag) == ("kubelet", "--version") else f"v{VERSION}"
+    )
+    assert (result.returncode, result.stdout) == (0, f"{printed}\n")
 
 
-def test_kubeadm_lists_the_sandbox_image_of_the_pinned_release(unpacked):
-    result = run(unpacked / "usr/bin/kubeadm", "config", "images", "list")
+@pytest.mark.parametrize("images", ["registry.k8s.io", IMAGES])
+def test_kubeadm_lists_the_images_of_the_release_and_repository_asked_for(unpacked, images):
+    flags = [] if images == "registry.k8s.io" else ["--image-repository", images]
+    result = run(unpacked / "usr/bin/kubeadm", "config", "images", "list", *flags)
     assert result.returncode == 0
-    assert versions.sandbox_image(IMAGES, VERSION) in result.stdout.splitlines()
-    assert f"{IMAGES}/kube-apiserver:v{VERSION}" in result.stdout.splitlines()
+    assert result.stdout.splitlines() == k8s_repo.images(VERSION, images)
 
 
-def test_kubeadm_validates_any_configuration(unpacked):
-    assert run(unpacked / "usr/bin/kubeadm", "config", "validate", "--config", "x").returncode == 0
+def test_kubeadm_validates_a_configuration_file_that_exists(unpacked, tmp_path):
+    (tmp_path / "c.yaml").write_text("kind: InitConfiguration\n")
+    kubeadm = unpacked / "usr/bin/kubeadm"
+    assert run(kubeadm, "config", "validate", "--config", tmp_path / "c.yaml").returncode == 0
+    missing = run(kubeadm, "config", "validate", "--config", tmp_path / "none.yaml")
+    assert missing.returncode == 1 and "no such file" in missing.stderr
 
 
 @pytest.mark.parametrize("args", [["init"], ["join", "--config", "x"], []])
-def test_stand_in_refuses_what_it_does_not_implement(unpacked, args):
+def test_without_a_control_plane_the_stand_in_says_so(unpacked, args):
     result = run(unpacked / "usr/bin/kubeadm", *args)
-    assert result.returncode != 0 and "stand-in" in result.stderr
+    assert result.returncode != 0 and "stand-in control plane" in result.stderr
+
+
+def test_kubelet_package_ships_an_enabled_service_running_the_placeholder(unpacked, repo):
+    unit = (unpacked / "usr/lib/systemd/system/kubelet.service").read_text()
+    assert "ExecStart=/usr/bin/kubelet " in unit and "test double" in unit
+    control = subprocess.run(
+        ["dpkg-deb", "-I", next(repo.deb_dir.glob("kubelet_*.deb")), "postinst"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "systemctl enable kubelet.service" in control
+    assert (unpacked / "etc/kubernetes/manifests").is_dir()  # as the real package ships it
 
 
 def test_served_over_http_with_the_requests_recorded(repo):
@@ -144,3 +171,56 @@ def test_apt_accepts_the_signed_repository(repo, keyring, tmp_path):
         policy = run("apt-cache", *options, "policy", "kubeadm")
     assert update.returncode == 0, update.stdout + update.stderr
     assert f"Candidate: {VERSION}-{REVISION}" in policy.stdout
+
+
+def test_several_releases_each_in_the_repository_of_its_minor(tmp_path):
+    """What lets upgrades be rehearsed: one repository per minor, one signing key."""
+    releases = ["1.35.9", "1.34.3"]
+    built = k8s_repo.build_repository(tmp_path, releases, REVISION)
+    assert list(built.deb_dirs) == releases
+    assert built.version == f"1.35.9-{REVISION}"
+    for release, deb_dir in built.deb_dirs.items():
+        assert deb_dir.as_posix().endswith(versions.kubernetes_apt_url("", release).rstrip("/"))
+        assert (deb_dir / f"kubeadm_{release}-{REVISION}_all.deb").is_file()
+        assert (deb_dir / "Release.key").read_text() == built.release_key.read_text()
+        unpacked = tmp_path / f"unpacked-{release}"
+        subprocess.run(["dpkg-deb", "-x", deb_dir / f"kubeadm_{release}-{REVISION}_all.deb",
+                        unpacked], check=True)  # fmt: skip
+        assert run(unpacked / "usr/bin/kubeadm", "version").stdout == f"v{release}\n"
+
+
+def test_each_call_is_logged_with_a_utc_microsecond_timestamp(unpacked, tmp_path):
+    log = tmp_path / "calls.log"
+    env = {**os.environ, "STAND_IN_CALLS_LOG": str(log)}
+    argv = [unpacked / "usr/bin/kubeadm", "config", "images", "list"]
+    subprocess.run([str(a) for a in argv], env=env, capture_output=True, check=True)
+    (line,) = log.read_text().splitlines()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z kubeadm config images list", line
+    ), line
+
+
+TOKEN = "abcdef.0123456789abcdef"
+KEY = "0f" * 32
+HASH = "sha256:" + "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("argv", "logged"),
+    [
+        (["join", "--token", TOKEN], ["join", "--token", "<redacted>"]),
+        ([f"--token={TOKEN}"], ["--token=<redacted>"]),
+        (["--certificate-key", KEY], ["--certificate-key", "<redacted>"]),
+        (["x", f"a{TOKEN}b", KEY], ["x", f"a{TOKEN}b", "<redacted>"]),  # a token only as a word
+        (
+            [f"kubeadm join 1.2.3.4:6443 --token {TOKEN}"],
+            ["kubeadm join 1.2.3.4:6443 --token <redacted>"],
+        ),
+        (["http://k/x?token=s3cr3t&a=b"], ["http://k/x?token=<redacted>&a=b"]),
+        (["--discovery-token-ca-cert-hash", HASH], ["--discovery-token-ca-cert-hash", HASH]),
+    ],
+)
+def test_secrets_are_redacted_from_the_calls_log(argv, logged):
+    from tests.lab import stand_in_tools
+
+    assert stand_in_tools.redact(argv) == logged

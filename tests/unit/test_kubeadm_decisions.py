@@ -10,6 +10,7 @@ import shlex
 import pytest
 
 from deploys import versions
+from deploys.distro import apt
 from deploys.kubernetes import bootstrap, packages
 from deploys.settings import ClusterError, Settings, parse_cluster
 
@@ -116,7 +117,7 @@ def test_refusal_names_the_installed_versions(installed, named):
     ],
 )
 def test_held_packages(output, names):
-    assert packages.held(output) == names
+    assert apt.held(output) == names
 
 
 # --- credentials -------------------------------------------------------------------------
@@ -212,20 +213,22 @@ def test_join_removes_its_configuration_whatever_the_outcome():
     assert "ignore-preflight-errors" not in command
 
 
-def test_sandbox_check_compares_kubeadm_with_containerd():
-    command = bootstrap.sandbox_check(Settings(kubernetes_version="1.33.4")).get_raw_value()
+def test_sandbox_check_compares_kubeadm_with_what_containerd_loaded():
+    settings = Settings(kubernetes_version="1.33.4")
+    command = bootstrap.sandbox_check(settings, "registry.k8s.io/pause:3.10").get_raw_value()
     assert command.startswith(
-        "expected=$( kubeadm config images list --kubernetes-version v1.33.4 "
-        "--image-repository registry.k8s.io | grep '/pause:') && loaded=$(containerd config dump"
+        "loaded=registry.k8s.io/pause:3.10 && expected=$( kubeadm config images list "
+        "--kubernetes-version v1.33.4 --image-repository registry.k8s.io | grep '/pause:')"
     )
     assert 'if [ "$expected" != "$loaded" ]; then echo "kubeadm v1.33.4 expects' in command
 
 
 @pytest.mark.parametrize("value", ["; whoami", "$(reboot)", "a'b", "x y"])
-def test_image_flags_are_quoted(value):
-    """Even a registry the cluster file would refuse stays one shell word."""
+def test_image_flags_and_the_loaded_image_are_quoted(value):
+    """Even a registry the cluster file would refuse, or whatever containerd reports, stays
+    one shell word."""
     settings = Settings(image_repository=value)
-    for command in (bootstrap.sandbox_check(settings), bootstrap.pull_images(settings)):
+    for command in (bootstrap.sandbox_check(settings, value), bootstrap.pull_images(settings)):
         text = command.get_raw_value()
         assert value not in text.replace(shlex.quote(value), "")
 

@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploys import kubernetes, render, settings, versions
-from deploys.context import NodeContext
+from deploys import render, settings, versions
 from deploys.kubernetes import kubeadm_config
 from deploys.runtime import toml_text
 from deploys.settings import load_cluster, parse_cluster
@@ -223,30 +222,3 @@ def test_pod_subnet_is_flannels_network(pod_subnet):
     config_map = next(d for d in manifest if d and d["kind"] == "ConfigMap")
     network = json.loads(config_map["data"]["net-conf.json"])["Network"]
     assert cluster["networking"]["podSubnet"] == network == pod_subnet
-
-
-# --- the deploy writes what is rendered ---------------------------------------------------
-
-
-@pytest.mark.parametrize("settings", [{}, {"scheduler": {"percentage_of_nodes_to_score": 40}}])
-def test_deploy_writes_exactly_the_rendered_kubernetes_files(settings):
-    """One code path: what the deploy uploads (or writes through stdin) on each node of a
-    fresh cluster is, file for file, what the renderer renders for it."""
-    from deploys.kubernetes import converge_kubernetes
-    from tests.deploy.test_kubernetes import CA_HASH, RESPONSES, TOKEN
-
-    cluster_doc = {**harness.DEFAULT_CLUSTER, "settings": settings}
-    run = harness.run(converge_kubernetes, cluster=cluster_doc, responses=RESPONSES)
-    cluster = parse_cluster(cluster_doc)
-    credentials = kubeadm_config.JoinCredentials(TOKEN, CA_HASH, "")
-    for node in cluster.nodes:
-        ctx = NodeContext.from_cluster(cluster, node)
-        rendered = {
-            **kubernetes.rendered_files(ctx),
-            **kubeadm_config.rendered_files(ctx, credentials),
-        }
-        written = dict(run.uploads[node.name])
-        for command, text in run.stdin.get(node.name, []):
-            written[kubeadm_config.JOIN_CONFIG] = text
-            assert kubeadm_config.JOIN_CONFIG in command
-        assert written == rendered

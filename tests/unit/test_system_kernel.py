@@ -2,8 +2,8 @@
 
 import pytest
 
-from deploys.facts.system import MODULES
 from deploys.settings import Settings
+from deploys.system.facts import MODULES
 from deploys.system.kernel import kernel_modules, modules_file, nftables_kernel_refusal
 
 

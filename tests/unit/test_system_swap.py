@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from deploys.facts.system import FSTAB_SWAP_LINE
+from deploys.system.facts import FSTAB_SWAP_LINE
 from deploys.system.swap import own_swaps, units_to_mask
 
 

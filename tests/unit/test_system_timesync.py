@@ -2,8 +2,8 @@
 
 import pytest
 
+from deploys.distro import RELEASES, Release
 from deploys.settings import ClusterError, Settings, parse_cluster
-from deploys.system.release import Release
 from deploys.system.timesync import (
     service_converged,
     should_start,
@@ -12,13 +12,13 @@ from deploys.system.timesync import (
     time_sync_file,
 )
 
-UBUNTU_20 = Release("ubuntu", (20, 4))
-UBUNTU_22 = Release("ubuntu", (22, 4))
-UBUNTU_24 = Release("ubuntu", (24, 4))
-DEBIAN_11 = Release("debian", (11,))
-DEBIAN_12 = Release("debian", (12,))
-DEBIAN_13 = Release("debian", (13,))
-SID = Release("debian", ())
+UBUNTU_20 = RELEASES["ubuntu-20.04"]
+UBUNTU_22 = RELEASES["ubuntu-22.04"]
+UBUNTU_24 = RELEASES["ubuntu-24.04"]
+DEBIAN_11 = RELEASES["debian-11"]
+DEBIAN_12 = RELEASES["debian-12"]
+DEBIAN_13 = RELEASES["debian-13"]
+SID = Release("debian", "")
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,10 @@ the kubelet and `kubeadm init` cannot run in the lab, where runc cannot start co
 from pyinfra import host
 from pyinfra.api import deploy
 
+from deploys import runtime, system
 from deploys.context import NodeContext
 from deploys.kubernetes import kubeadm_config, packages
 from deploys.kubernetes.bootstrap import in_cluster
-from deploys.runtime.containerd import converge_containerd
-from deploys.system import prepare_system
 
 
 @deploy("Kubernetes packages and kubeadm configuration")
@@ -24,6 +23,6 @@ def converge_kubernetes_packages():
     kubeadm_config.write_configuration(ctx)
 
 
-prepare_system()
-converge_containerd()
+system.converge()
+runtime.converge()
 converge_kubernetes_packages()

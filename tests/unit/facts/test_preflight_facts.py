@@ -1,4 +1,4 @@
-"""deploys.facts.preflight: recorded outputs (preflight.PreflightState/*.json; the
+"""deploys.preflight.facts: recorded outputs (preflight.PreflightState/*.json; the
 debian12_docker_container case is this project's build machine, the others as a VM and a
 lab node print them) parse to the fact, and the command itself runs under sh."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.facts.preflight import CONTAINERD_PACKAGES, KUBELET_CONF, PreflightState
+from deploys.preflight.facts import CONTAINERD_PACKAGES, KUBELET_CONF, PreflightState
 
 CASES = sorted((Path(__file__).parent / "preflight.PreflightState").glob("*.json"))
 

@@ -1,4 +1,4 @@
-"""deploys.facts.system: recorded outputs (system.SystemState/*.json, as in pyinfra's own fact
+"""deploys.system.facts: recorded outputs (system.SystemState/*.json, as in pyinfra's own fact
 tests) parse to the recorded facts, and the command itself runs under sh."""
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.facts.system import FSTAB_SWAP_LINE, MODULES, PACKAGES, UNITS, SystemState
+from deploys.system.facts import FSTAB_SWAP_LINE, MODULES, PACKAGES, UNITS, SystemState
 
 CASES = sorted((Path(__file__).parent / "system.SystemState").glob("*.json"))
 

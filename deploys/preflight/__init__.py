@@ -7,7 +7,7 @@ first host to get here reads `PreflightState` from every host of the run (in par
 remote command each), the problems of all of them are decided once per run, and every
 host's planning stops with the same report when there is any. Nothing has been changed
 anywhere at that point. The decisions are pure functions of the facts, tested with
-recorded facts in tests/unit/test_preflight.py and tests/deploy/test_preflight.py.
+recorded facts in tests/deploy/test_preflight.py (the fact: tests/unit/facts/).
 
 Checks:
 - the OS release is one this project supports;
@@ -35,9 +35,9 @@ import gevent.lock
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
-from deploys import versions
+from deploys import distro, versions
 from deploys.context import NodeContext
-from deploys.facts.preflight import PreflightState
+from deploys.preflight.facts import PreflightState
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings
 from deploys.system.firewall import NODE_PORTS, firewall_ports
@@ -50,12 +50,6 @@ CONTROL_PLANE_MINIMUM = (2, 1700)
 # about 900 MiB): the kubelet, containerd, kube-proxy and flannel take a few hundred MiB
 # before the first pod.
 WORKER_MINIMUM = (1, 850)
-# Releases the project supports (recorded facts in tests/deploy/facts/); Debian's testing
-# and unstable carry no VERSION_ID ("").
-SUPPORTED_RELEASES = {
-    "ubuntu": ("20.04", "22.04", "24.04"),
-    "debian": ("11", "12", "13", ""),
-}
 CGROUP_V2 = "cgroup2fs"  # the filesystem type of /sys/fs/cgroup on a cgroup v2 host
 CGROUP_V2_FROM_MINOR = 35
 _NO_MAC = "00:00:00:00:00:00"
@@ -70,12 +64,10 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
     found = []
     label = f"host {node.name!r}"
     release = facts["release"]
-    supported = SUPPORTED_RELEASES.get(release["id"], ())
-    if release["version"] not in supported:
+    if not distro.supported(release["id"], release["version"]):
         found.append(
             f"{label}: OS release {release['id'] or '?'} {release['version'] or ''}".rstrip()
-            + " is not supported; supported: Ubuntu 20.04, 22.04, 24.04, Debian 11, 12, 13"
-            " (and Debian testing/unstable)"
+            + f" is not supported; supported: {distro.supported_text()}"
         )
     version = settings.kubernetes_version
     minor = versions.kubernetes_minor(version)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys.distro import apt
 from deploys.runtime import toml_text
 from deploys.runtime.config import CERTS_DIR, CONFIG_TOML
 from deploys.runtime.sandbox import GUARD_SERVICE, GUARD_TIMER
@@ -28,9 +29,8 @@ _SCRIPT = "\n".join(
     (
         "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
         'echo "release ${ID:-} ${VERSION_ID:-} ${VERSION_CODENAME:-}"',
-        'echo "arch $(dpkg --print-architecture 2>/dev/null)"',
-        "dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version}\\n'"
-        f" {' '.join(PACKAGES)} 2>/dev/null | sed 's/^/package /'",
+        f'echo "arch $({apt.ARCH_QUERY} 2>/dev/null)"',
+        f"{apt.installed_query(PACKAGES)} 2>/dev/null | sed 's/^/package /'",
         'echo "version $(containerd --version 2>/dev/null)"',
         f"if [ -f {APPLIED_STAMP} ] && sha256sum {CONFIG_TOML} 2>/dev/null"
         f' | cmp -s - {APPLIED_STAMP}; then echo "applied yes"; fi',
@@ -121,12 +121,15 @@ class ContainerdState(FactBase):
                 if eq:
                     unit[key] = value
             elif kind == "release":
-                release_id, version, codename = (rest.split() + ["", "", ""])[:3]
+                # One space between fields, so an empty VERSION_ID (testing, sid) keeps its
+                # place: "debian  forky" is ("debian", "", "forky").
+                release_id, version, codename = (rest.split(" ") + ["", "", ""])[:3]
                 state["release"] = {"id": release_id, "version": version, "codename": codename}
             elif kind == "arch":
                 state["arch"] = rest
-            elif kind == "package":
-                _package(state["packages"], rest)
+            elif kind == "package" and (installed := apt.parse_installed(rest)):
+                name, version, held = installed
+                state["packages"][name] = {"version": version, "held": held}
             elif kind == "version":
                 state["version"] = rest
             elif kind == "applied":
@@ -145,11 +148,3 @@ class ContainerdState(FactBase):
             except toml_text.TOMLDecodeError as exc:
                 state["dump_error"] = f"not TOML: {exc}"
         return state
-
-
-def _package(packages: dict, line: str) -> None:
-    """`ii  containerd 1.6.20~ds1-1+deb12u3` (dpkg's want/status flags, name, version):
-    installed when the status is i, held when the wanted state is h."""
-    parts = line.split()
-    if len(parts) == 3 and len(parts[0]) >= 2 and parts[0][1] == "i":
-        packages[parts[1]] = {"version": parts[2], "held": parts[0][0] == "h"}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys.distro import apt
+
 # An fstab line that is active (not commented out) and has filesystem type "swap".
 # One regex, for `grep -E` here and `sed -E` in deploys/system/swap.py.
 FSTAB_SWAP_LINE = (
@@ -81,8 +83,8 @@ _SCRIPT = "\n".join(
             f' && echo "module {m}"'
             for m in MODULES
         ),
-        f"dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}}\\n' {' '.join(PACKAGES)}"
-        ' 2>/dev/null | awk \'substr($1, 2, 1) == "i" {print "package", $2}\'',
+        apt.installed_query(PACKAGES, "${Package}")
+        + ' 2>/dev/null | awk \'substr($1, 2, 1) == "i" {print "package", $2}\'',
         "systemctl show --no-pager "
         + " ".join(f"-p {p}" for p in _UNIT_PROPERTIES)
         + f" {' '.join(UNITS)} 2>/dev/null | sed 's/^/service /'",

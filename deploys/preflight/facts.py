@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys.distro import apt
+
 CONTAINERD_PACKAGES = ("containerd", "containerd.io")
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 # /proc/net files: (protocol, socket state that means "listening": TCP_LISTEN 0A, and 07
@@ -45,9 +47,7 @@ _SCRIPT = "\n".join(
             f' {{split($2, a, ":"); print "listen {protocol}", a[2]}}\' /proc/net/{name}'
             for name, protocol, state in _SOCKETS
         ),
-        f"LC_ALL=C apt-cache policy {' '.join(CONTAINERD_PACKAGES)} 2>/dev/null"
-        ' | awk \'/^[^ ]/ {p = $1} $1 == "Installed:" || $1 == "Candidate:"'
-        ' {print "apt", p, $1, $2}\'',
+        apt.policy_query(CONTAINERD_PACKAGES, "apt"),
         "true",
     )
 )
@@ -139,11 +139,8 @@ class PreflightState(FactBase):
 
 
 def _apt(packages: dict, words: list[str]) -> None:
-    """`containerd: Installed: (none)` from apt-cache policy: the package's installed or
-    candidate version ("" for none)."""
-    if len(words) != 3 or words[0].rstrip(":") not in CONTAINERD_PACKAGES:
-        return
-    package, field, version = words[0].rstrip(":"), words[1].rstrip(":").lower(), words[2]
-    if field in ("installed", "candidate"):
-        entry = packages.setdefault(package, {"installed": "", "candidate": ""})
-        entry[field] = "" if version == "(none)" else version
+    """One containerd package's installed or candidate version ("" for none)."""
+    policy = apt.parse_policy(words)
+    if policy and policy[0] in CONTAINERD_PACKAGES:
+        package, field, version = policy
+        packages.setdefault(package, {"installed": "", "candidate": ""})[field] = version

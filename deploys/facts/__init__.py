@@ -1,1 +1,0 @@
-"""The project's own pyinfra facts, for what pyinfra's facts do not cover."""
