@@ -14,6 +14,17 @@ credentials directory is removed and the token deleted once every join ran (or b
 run, when a killed run left them behind after its joins). Discovery is
 pinned by the CA certificate hash. Control planes join one at a time, workers in parallel.
 
+A node that is not in the cluster but keeps what an earlier join left (its cluster CA
+certificate: kubelet.conf was removed, or a join stopped half-way) cannot join as it is:
+kubeadm's preflight refuses the leftovers, and the API server the Node object still
+registered under its name. A worker is reset (`kubeadm reset -f`, which stops the kubelet
+and empties /etc/kubernetes/pki, manifests and /var/lib/kubelet), its stale Node object is
+deleted from the first control plane, then it joins. /etc/cni/net.d is kept: the network
+plugin's DaemonSet writes the same configuration again, and the node rejoins the same
+cluster with the same plugin; iptables are kept too (the firewall's rules live there, and
+kube-proxy resynchronizes its own). A control plane is never reset by the deploy (that
+removes its stacked etcd member and data): the run is refused with the manual steps.
+
 No secret is ever part of an operation name, a command line, a fact or a log line.
 """
 
@@ -33,6 +44,7 @@ from pyinfra.facts.server import Home
 from pyinfra.operations import server
 
 from deploys import secret, versions
+from deploys.addons.kubectl import kubectl
 from deploys.context import NodeContext
 from deploys.failure import fail, report
 from deploys.kubernetes.kubeadm_config import (
@@ -51,6 +63,9 @@ from deploys.runtime.verify import loaded_sandbox_image
 from deploys.settings import Settings
 
 KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
+# What a join (or init) leaves on a node that later left the cluster: `kubeadm join`'s
+# preflight refuses it ([ERROR FileAvailable--etc-kubernetes-pki-ca.crt]).
+JOIN_LEFTOVER = f"{KUBERNETES_DIR}/pki/ca.crt"
 # Root-only, on the first control plane, while a run joins nodes.
 CREDENTIALS_DIR = f"{KUBERNETES_DIR}/join-credentials"
 JOIN_COMMAND = f"{CREDENTIALS_DIR}/join-command"
@@ -351,6 +366,39 @@ def in_cluster(ctx: NodeContext, node_host: Host) -> bool:
     return bool(node_host.get_fact(File, path=ADMIN_KUBECONFIG if first else KUBELET_CONF))
 
 
+def has_leftovers(node_host: Host) -> bool:
+    """Whether a node not in the cluster keeps what an earlier join or init left."""
+    return bool(node_host.get_fact(File, path=JOIN_LEFTOVER))
+
+
+def control_plane_refusal(name: str, first: bool) -> str:
+    """Why the deploy will not touch a control plane that left the cluster but keeps its
+    kubeadm state, and what the operator does instead."""
+    missing = ADMIN_KUBECONFIG if first else KUBELET_CONF
+    restore = (
+        f"If the cluster still runs there, restore {missing} (`kubeadm init phase kubeconfig "
+        f"admin --config {INIT_CONFIG}`) and run the deploy again. Otherwise, "
+        if first
+        else "To rejoin it: "
+    )
+    return (
+        f"{name} is a control plane without {missing} but with {JOIN_LEFTOVER} left from "
+        "an earlier init or join. The deploy does not reset a control plane: `kubeadm reset` "
+        "removes its stacked etcd member and data. "
+        f"{restore}on a healthy control plane `kubectl drain {name} --ignore-daemonsets "
+        f"--delete-emptydir-data`, on {name} `kubeadm reset -f`, then `kubectl delete node "
+        f"{name}`, then run the deploy again."
+    )
+
+
+def reset_command() -> StringCommand:
+    return _kubeadm("reset", "-f", "--cri-socket", CRI_SOCKET)
+
+
+def delete_node_command(name: str) -> StringCommand:
+    return kubectl("delete", "node", name, "--ignore-not-found")
+
+
 def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     """Init or join this node, then place the admin kubeconfig. Every node runs the same
     operations, each with nothing to do where it does not apply.
@@ -361,10 +409,19 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     node, first = ctx.node, ctx.first_control_plane
     is_first, joining = ctx.is_first_control_plane, pending and joins(ctx)
     # What the first control plane must prepare for the nodes that join in this run.
-    to_join = []
+    to_join, stale = [], []
     if is_first:
         others = [n for n in ctx.nodes if n.name != first.name]
         to_join = [n for n in others if not in_cluster(ctx, host.inventory.get_host(n.name))]
+        stale = [
+            n
+            for n in to_join
+            if not n.is_control_plane and has_leftovers(host.inventory.get_host(n.name))
+        ]
+    # Refused while planning, before any host changes (ARCHITECTURE.md, failing, rule 2).
+    left_over = pending and has_leftovers(host)
+    if left_over and node.is_control_plane:
+        raise OperationError(control_plane_refusal(node.name, is_first))
 
     sandbox_matches(name="kubeadm: check sandbox image", settings=s, pending=pending)
     server.shell(
@@ -374,6 +431,14 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     server.shell(
         name="kubeadm: initialize cluster",
         commands=[init_command(s)] if pending and is_first else [],
+    )
+    server.shell(
+        name="kubeadm: reset leftovers of an earlier join",
+        commands=[reset_command()] if left_over else [],
+    )
+    server.shell(
+        name="kubeadm: delete stale node objects",
+        commands=[delete_node_command(n.name) for n in stale],
     )
     server.shell(
         name="kubeadm: create join credentials",
@@ -392,10 +457,10 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
         commands=[join_command(s)] if joining and not node.is_control_plane else [],
     )
     # Credentials a killed run left behind (every join done, the removal not) go as well.
-    left_over = is_first and not to_join and bool(host.get_fact(Directory, path=CREDENTIALS_DIR))
+    unremoved = is_first and not to_join and bool(host.get_fact(Directory, path=CREDENTIALS_DIR))
     server.shell(
         name="kubeadm: remove join credentials",
-        commands=[cleanup_command()] if to_join or left_over else [],
+        commands=[cleanup_command()] if to_join or unremoved else [],
     )
     server.shell(
         name="kubeadm: install admin kubeconfig for root",

@@ -52,6 +52,8 @@ BOOTSTRAP_OPS = [
     "kubeadm: check sandbox image",
     "kubeadm: pull control-plane images",
     "kubeadm: initialize cluster",
+    "kubeadm: reset leftovers of an earlier join",
+    "kubeadm: delete stale node objects",
     "kubeadm: create join credentials",
     "kubeadm: write join configuration",
     "kubeadm: join control plane",
@@ -295,6 +297,85 @@ def test_control_planes_join_one_at_a_time_and_workers_in_parallel():
     assert result.op("cp2", "kubeadm: join control plane").serial
     assert result.op("cp3", "kubeadm: join control plane").changed
     assert not result.op("w1", "kubeadm: join worker").serial
+
+
+# --- a node that left the cluster but keeps an earlier join's state ----------------------
+
+CA_CERT = "files.File(path=/etc/kubernetes/pki/ca.crt)"
+KUBELET_CONF = "files.File(path=/etc/kubernetes/kubelet.conf)"
+ADMIN_CONF = "files.File(path=/etc/kubernetes/admin.conf)"
+LEFT_OVER = {KUBELET_CONF: None, CA_CERT: {"mode": 644, "user": "root", "size": 1107}}
+REJOIN_OPS = [
+    "kubeadm: check sandbox image",
+    "kubeadm: reset leftovers of an earlier join",
+    "kubeadm: write join configuration",
+    "kubeadm: join worker",
+]
+
+
+def test_a_converged_worker_is_never_reset():
+    """A node in the cluster keeps its CA certificate: that is no leftover; the fact is not
+    even read (no extra command on converged runs)."""
+    result = run(converged=True, host_facts={"w1": {CA_CERT: LEFT_OVER[CA_CERT]}})
+    for name in ("cp1", "w1", "w2"):
+        assert result.changed(name) == []
+        assert not any("kubeadm reset" in c or "delete node" in c for c in result.commands(name))
+        assert CA_CERT not in result.reads[name]
+
+
+@pytest.mark.parametrize("os_release", harness.OS_RELEASES)
+def test_a_worker_without_kubelet_conf_is_reset_and_rejoins(os_release):
+    """kubelet.conf removed, the CA certificate left: the worker is reset, its stale Node
+    object deleted on the first control plane, then it joins (in this order: pyinfra runs
+    each operation on every host before the next)."""
+    result = run(os=os_release, converged=True, host_facts={"w1": LEFT_OVER})
+    assert result.changed("w1") == REJOIN_OPS
+    assert result.changed("w2") == []
+    assert result.changed("cp1") == [
+        "kubeadm: delete stale node objects",
+        "kubeadm: create join credentials",
+        "kubeadm: remove join credentials",
+    ]
+    (reset,) = commands_run(result, "w1", "kubeadm: reset leftovers of an earlier join")
+    assert reset == "kubeadm reset -f --cri-socket unix:///run/containerd/containerd.sock"
+    (delete,) = commands_run(result, "cp1", "kubeadm: delete stale node objects")
+    assert delete == (
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf delete node w1 --ignore-not-found"
+    )
+    # Every host runs every operation, so each host's order is the run's.
+    order = result.op_names("cp1")
+    assert order == result.op_names("w1")
+    steps = [
+        "kubeadm: reset leftovers of an earlier join",
+        "kubeadm: delete stale node objects",
+        "kubeadm: write join configuration",
+        "kubeadm: join worker",
+    ]
+    assert [order.index(step) for step in steps] == sorted(order.index(step) for step in steps)
+    assert join_configuration(result, "w1")["discovery"]["bootstrapToken"]["token"] == TOKEN
+
+
+def test_a_fresh_worker_is_not_reset():
+    result = run()
+    assert commands_run(result, "w1", "kubeadm: reset leftovers of an earlier join") == []
+    assert commands_run(result, "cp1", "kubeadm: delete stale node objects") == []
+    assert CA_CERT in result.reads["w1"]
+
+
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [("cp2", KUBELET_CONF), ("cp1", ADMIN_CONF)],
+)
+def test_a_control_plane_with_leftovers_is_refused_before_any_change(name, missing):
+    state = {missing: None, CA_CERT: LEFT_OVER[CA_CERT]}
+    with pytest.raises(OperationError) as refused:
+        run(cluster=HA, converged=True, host_facts={name: state})
+    message = str(refused.value)
+    assert message.startswith(f"{name} is a control plane without /etc/kubernetes/")
+    assert "/etc/kubernetes/pki/ca.crt" in message
+    assert "removes its stacked etcd member" in message
+    for step in (f"kubectl drain {name}", "kubeadm reset -f", f"kubectl delete node {name}"):
+        assert step in message
 
 
 # --- join credentials are never reused ----------------------------------------------
