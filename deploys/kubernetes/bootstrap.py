@@ -44,7 +44,6 @@ from pyinfra.facts.server import Home
 from pyinfra.operations import server
 
 from deploys import secret, versions
-from deploys.addons.kubectl import kubectl
 from deploys.context import NodeContext
 from deploys.failure import fail, report
 from deploys.kubernetes.kubeadm_config import (
@@ -396,7 +395,9 @@ def reset_command() -> StringCommand:
 
 
 def delete_node_command(name: str) -> StringCommand:
-    return kubectl("delete", "node", name, "--ignore-not-found")
+    """On the first control plane (deploys.addons.kubectl imports this package: not used)."""
+    args = ("delete", "node", name, "--ignore-not-found")
+    return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
 
 
 def bootstrap_node(ctx: NodeContext, pending: bool) -> None:

@@ -890,7 +890,10 @@ class Kubeadm:
         checks = ["/etc/kubernetes/kubelet.conf", "/etc/kubernetes/pki/ca.crt"]
         if control_plane is not None:
             checks += ["/etc/kubernetes/manifests/kube-apiserver.yaml"]
-        preflight(_file_checks(self.context, checks))
+        errors = _file_checks(self.context, checks)
+        if self.context.get("kubelet_port_in_use"):
+            errors.append("Port-10250]: Port 10250 is in use")
+        preflight(errors)
         bootstrap = join.get("discovery", {}).get("bootstrapToken", {})
         endpoint = bootstrap.get("apiServerEndpoint", "")
         cluster = self.plane.state["cluster"]

@@ -32,6 +32,9 @@ CALLS_LOG = os.environ.get("STAND_IN_CALLS_LOG", "/var/log/pyinfra-kubeadm-stand
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+# Held by the stand-in kubelet while it runs with its configuration, as the real kubelet
+# holds port 10250 (kubeadm join's preflight: [ERROR Port-10250]).
+KUBELET_PORT_FILE = "/run/pyinfra-kubeadm-stand-in/kubelet-10250.pid"
 # Files kubeadm's preflight looks at.
 KUBEADM_FILES = (
     ADMIN_CONF,
@@ -106,8 +109,17 @@ def command_output(argv):
         return ""
 
 
+def kubelet_port_in_use():
+    try:
+        os.kill(int(read(KUBELET_PORT_FILE) or ""), 0)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
 def node_context(argv):
     context = {
+        "kubelet_port_in_use": kubelet_port_in_use(),
         "exists": {path: os.path.exists(path) for path in KUBEADM_FILES},
         "files": {},
         "kubelet_version": command_output(["kubelet", "--version"]).replace("Kubernetes ", ""),
@@ -212,6 +224,9 @@ def kubelet(argv):
         )
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    os.makedirs(os.path.dirname(KUBELET_PORT_FILE), exist_ok=True)
+    with open(KUBELET_PORT_FILE, "w") as handle:
+        handle.write(f"{os.getpid()}\n")
     conf = read(KUBELET_CONF) or ""
     match = re.search(r"system:node:([a-z0-9.-]+)", conf)
     node = match.group(1) if match else socket.gethostname()

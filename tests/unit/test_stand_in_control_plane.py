@@ -42,8 +42,19 @@ def contexts(doc: dict) -> dict[str, NodeContext]:
     return {n.name: NodeContext.from_cluster(cluster, n) for n in cluster.nodes}
 
 
-def call(plane, tool, node, argv, files=None, exists=None, kubeconfig=None, version="1.35.9"):
+def call(
+    plane,
+    tool,
+    node,
+    argv,
+    files=None,
+    exists=None,
+    kubeconfig=None,
+    version="1.35.9",
+    kubelet_running=False,
+):
     context = {
+        "kubelet_port_in_use": kubelet_running,
         "files": files or {},
         "exists": {**EXISTS_NONE, **(exists or {})},
         "kubelet_version": f"v{version}",
@@ -95,7 +106,7 @@ class Cluster:
             text += upload["stdout"]
         return bootstrap.parse_credentials(text, control_plane)
 
-    def join(self, name: str, credentials=None, exists=None) -> dict:
+    def join(self, name: str, credentials=None, exists=None, kubelet_running=False) -> dict:
         ctx = self.ctx[name]
         credentials = credentials or self.credentials(ctx.node.is_control_plane)
         text = kubeadm_config.join_file(ctx, credentials)
@@ -106,6 +117,7 @@ class Cluster:
             ["join", "--config", kubeadm_config.JOIN_CONFIG],
             {kubeadm_config.JOIN_CONFIG: text},
             exists,
+            kubelet_running=kubelet_running,
         )
         self.written[name] = answer.get("writes", {})
         return answer
@@ -256,6 +268,30 @@ def test_a_joined_node_cannot_join_again(built):
     answer = built.join("w1", exists={"/etc/kubernetes/kubelet.conf": True})
     assert answer["exit"] == 1
     assert "[ERROR FileAvailable--etc-kubernetes-kubelet.conf]" in answer["stderr"]
+
+
+def test_a_worker_left_with_an_earlier_joins_state_rejoins_after_reset_and_node_delete(built):
+    """kubelet.conf removed: kubeadm join refuses the CA certificate and the running kubelet
+    (as the real one does); `kubeadm reset -f` stops the kubelet and removes what the join
+    wrote; the Node, still Ready, has to be deleted before the join passes."""
+    leftovers = {"/etc/kubernetes/pki/ca.crt": True}
+    refused = built.join("w1", exists=leftovers, kubelet_running=True)
+    assert refused["exit"] == 1
+    assert "[ERROR FileAvailable--etc-kubernetes-pki-ca.crt]" in refused["stderr"]
+    assert "[ERROR Port-10250]: Port 10250 is in use" in refused["stderr"]
+    reset = call(built.plane, "kubeadm", "w1", ["reset", "-f"])
+    assert reset["stop"] == ["kubelet"]
+    for path in ("/etc/kubernetes/pki/", "/etc/kubernetes/kubelet.conf", "/var/lib/kubelet/"):
+        assert path in reset["removes"]
+    built.apply_flannel()
+    still_ready = built.join("w1")
+    assert still_ready["exit"] == 1
+    assert 'a Node with name "w1" and status "Ready" already exists' in still_ready["stderr"]
+    deleted = built.kubectl("delete", "node", "w1", "--ignore-not-found")
+    assert deleted["stdout"] == 'node "w1" deleted\n'
+    assert built.kubectl("delete", "node", "w1", "--ignore-not-found")["stdout"] == ""
+    assert built.join("w1")["exit"] == 0
+    assert "w1" in built.plane.state["nodes"]
 
 
 def test_control_planes_join_with_an_uploaded_certificate_key():
