@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pytest
 import yaml
 
-from deploys.kubernetes.bootstrap import CREDENTIALS_DIR
+from deploys.kubernetes.bootstrap import CREDENTIALS_DIR, KUBELET_CONF
 from tests.lab import config
 from tests.lab.fixture import LAB_NODES
 from tests.lab.rehearsal import Call, calls, forget
@@ -156,6 +156,35 @@ def test_no_secret_in_a_file_others_can_read(lab, rehearsal, name):
 def test_kubelet_service_runs_on_every_node(lab, rehearsal, name):
     assert lab.ssh(name, "systemctl is-active kubelet").stdout.strip() == "active"
     assert lab.ssh(name, "systemctl is-enabled kubelet").stdout.strip() == "enabled"
+
+
+def test_a_worker_without_kubelet_conf_is_reset_and_rejoins(lab, rehearsal):
+    """kubelet.conf removed on a worker of the converged cluster (its CA certificate and
+    running kubelet left, which kubeadm join refuses, and its Node still Ready): the next run
+    resets it, deletes its Node on the first control plane, then joins it; the run after
+    that changes nothing."""
+    worker = WORKERS[0]
+    lab.ssh(worker, f"rm {KUBELET_CONF}")
+    before = len(calls(lab))
+    rerun = pyinfra("deploys/cluster.py", lab.inventory_path)
+    assert rerun.result.returncode == 0, rerun.failure()
+    mutating = [(c.node, c.words) for c in calls(lab)[before:] if c.mutating]
+    assert [(node, words.split(" ", 2)[:2]) for node, words in mutating] == [
+        (worker, ["reset"]),
+        (FIRST, ["delete", "node"]),
+        (FIRST, ["token", "create"]),
+        (worker, ["join"]),
+        (FIRST, ["token", "delete"]),
+    ]
+    assert mutating[1][1] == f"delete node {worker}"
+    assert lab.control_plane_state()["ready"] == {name: True for name in LAB_NODES}
+    assert lab.ssh(worker, f"test -s {KUBELET_CONF}", check=False).returncode == 0
+
+    before = len(calls(lab))
+    again = pyinfra("deploys/cluster.py", lab.inventory_path)
+    assert again.result.returncode == 0, again.failure()
+    assert (again.totals()["success"], again.totals()["error"]) == (0, 0), again.output[-5000:]
+    assert [c.line for c in calls(lab)[before:] if c.mutating] == []
 
 
 def test_a_run_killed_during_the_joins_is_completed_by_the_next(lab, rehearsal):
