@@ -20,7 +20,9 @@ Checks:
   cloned VMs share them. Host names need no check here: each node is renamed to its name
   in the cluster file, which the cluster file check keeps unique;
 - the ports the node will serve are free where the node is not in the cluster yet
-  (no /etc/kubernetes/kubelet.conf);
+  (no /etc/kubernetes/kubelet.conf) and keeps nothing of an earlier join (no
+  /etc/kubernetes/pki/ca.crt: its kubelet may still hold its ports; the Kubernetes concern
+  resets such a worker before its join, and refuses such a control plane);
 - a containerd that the Kubernetes version can run (2.x from 1.36), from the version
   installed, else the one apt would install, where the settings alone did not decide it.
 """
@@ -94,7 +96,7 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
         found.append(
             f"{label}: {facts['memory_mib']} MiB of memory; a {role} needs at least {memory} MiB"
         )
-    if not facts["joined"]:
+    if not (facts["joined"] or facts["left_over"]):
         busy = _ports_in_use(firewall_ports(node, settings), facts["listening"])
         if busy:
             found.append(

@@ -3,7 +3,8 @@
 `PreflightState` gathers with a single remote command: the OS release, container or not,
 the kernel release, the cgroup hierarchy, CPUs and memory, the machine's identities
 (/etc/machine-id, product_uuid, the MAC addresses of its hardware interfaces), whether the
-node is in a cluster already (/etc/kubernetes/kubelet.conf), the TCP and UDP ports
+node is in a cluster already (/etc/kubernetes/kubelet.conf) or keeps what an earlier join
+left (/etc/kubernetes/pki/ca.crt), the TCP and UDP ports
 something listens on, and the installed and candidate versions of the containerd
 packages. Read from /proc and /sys where it can, so it needs nothing the deploy installs
 (no ss, no iproute2). Fixture tests: tests/unit/facts/test_preflight_facts.py.
@@ -17,6 +18,8 @@ from deploys.distro import apt
 
 CONTAINERD_PACKAGES = ("containerd", "containerd.io")
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
+# What an earlier join or init leaves (deploys/kubernetes/bootstrap.py JOIN_LEFTOVER).
+CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
 # /proc/net files: (protocol, socket state that means "listening": TCP_LISTEN 0A, and 07
 # for UDP, which has no listen state: an unconnected bound socket).
 _SOCKETS = (
@@ -42,6 +45,7 @@ _SCRIPT = "\n".join(
         'for i in /sys/class/net/*; do case $(readlink -f "$i") in */virtual/*) ;;'
         ' *) echo "mac ${i##*/} $(cat "$i/address" 2>/dev/null)" ;; esac; done',
         f'if [ -e {KUBELET_CONF} ]; then echo "joined yes"; fi',
+        f'if [ -e {CLUSTER_CA} ]; then echo "left-over yes"; fi',
         *(
             f'[ -r /proc/net/{name} ] && awk \'NR > 1 && $4 == "{state}"'
             f' {{split($2, a, ":"); print "listen {protocol}", a[2]}}\' /proc/net/{name}'
@@ -65,6 +69,7 @@ def _empty() -> dict:
         "product_uuid": "",
         "macs": {},
         "joined": False,
+        "left_over": False,
         "listening": [],
         "containerd": {},
     }
@@ -87,6 +92,7 @@ class PreflightState(FactBase):
             "product_uuid": "4c4c...",      # "" where unreadable
             "macs": {"ens3": "52:54:00:12:34:56"},   # interfaces backed by a device
             "joined": False,                # /etc/kubernetes/kubelet.conf exists
+            "left_over": False,             # /etc/kubernetes/pki/ca.crt exists
             "listening": ["22/tcp", "68/udp"],       # sorted, without duplicates
             "containerd": {"containerd": {"installed": "", "candidate": "1.7.24-0ubuntu1"}},
         }
@@ -126,6 +132,8 @@ class PreflightState(FactBase):
                     state["macs"][name] = address.strip().lower()
             elif kind == "joined":
                 state["joined"] = rest == "yes"
+            elif kind == "left-over":
+                state["left_over"] = rest == "yes"
             elif kind == "listen":
                 protocol, _, port = rest.partition(" ")
                 try:

@@ -235,6 +235,15 @@ def test_ports_of_a_node_already_in_the_cluster_are_its_own():
     passes(cp1={"listening": listening, "joined": True})
 
 
+@pytest.mark.parametrize("host", ["w1", "cp1"])
+def test_ports_of_a_node_left_with_an_earlier_join_are_its_old_kubelets(host):
+    """kubelet.conf removed, the CA certificate kept: the old kubelet and kube-proxy still
+    listen. The Kubernetes concern resets such a worker before its join (and refuses such
+    a control plane, with the manual steps); preflight does not stop it first."""
+    listening = [*recorded()["listening"], "10250/tcp", "10256/tcp", "8472/udp"]
+    passes(**{host: {"listening": listening, "left_over": True}})
+
+
 def test_the_api_port_setting_is_the_port_checked():
     message = refusal(settings={"api_port": 7443}, cp1={"listening": ["22/tcp", "7443/tcp"]})
     assert "port 7443/tcp already in use" in message

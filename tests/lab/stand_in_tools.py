@@ -32,9 +32,9 @@ CALLS_LOG = os.environ.get("STAND_IN_CALLS_LOG", "/var/log/pyinfra-kubeadm-stand
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 KUBELET_CONF = "/etc/kubernetes/kubelet.conf"
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
-# Held by the stand-in kubelet while it runs with its configuration, as the real kubelet
-# holds port 10250 (kubeadm join's preflight: [ERROR Port-10250]).
-KUBELET_PORT_FILE = "/run/pyinfra-kubeadm-stand-in/kubelet-10250.pid"
+# The stand-in kubelet listens here while it runs with its configuration, as the real one
+# does (kubeadm join's preflight: [ERROR Port-10250]; the deploy's preflight reads it too).
+KUBELET_PORT = 10250
 # Files kubeadm's preflight looks at.
 KUBEADM_FILES = (
     ADMIN_CONF,
@@ -110,16 +110,18 @@ def command_output(argv):
 
 
 def kubelet_port_in_use():
-    try:
-        os.kill(int(read(KUBELET_PORT_FILE) or ""), 0)
-    except (ValueError, OSError):
-        return False
-    return True
+    """Whether a TCP socket listens on the kubelet's port (/proc/net, as kubeadm's check)."""
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in (read(name) or "").splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == KUBELET_PORT:
+                return True
+    return False
 
 
 def node_context(argv):
     context = {
-        "kubelet_port_in_use": kubelet_port_in_use(),
+        "kubelet_port_in_use": TOOL == "kubeadm" and kubelet_port_in_use(),
         "exists": {path: os.path.exists(path) for path in KUBEADM_FILES},
         "files": {},
         "kubelet_version": command_output(["kubelet", "--version"]).replace("Kubernetes ", ""),
@@ -224,9 +226,14 @@ def kubelet(argv):
         )
         return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    os.makedirs(os.path.dirname(KUBELET_PORT_FILE), exist_ok=True)
-    with open(KUBELET_PORT_FILE, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
+    try:
+        listener = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        address = ("::", KUBELET_PORT)
+    except OSError:  # no IPv6 on this node
+        listener, address = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("", KUBELET_PORT)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(address)
+    listener.listen()
     conf = read(KUBELET_CONF) or ""
     match = re.search(r"system:node:([a-z0-9.-]+)", conf)
     node = match.group(1) if match else socket.gethostname()

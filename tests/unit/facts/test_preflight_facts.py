@@ -9,7 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from deploys.preflight.facts import CONTAINERD_PACKAGES, KUBELET_CONF, PreflightState
+from deploys.preflight.facts import (
+    CLUSTER_CA,
+    CONTAINERD_PACKAGES,
+    KUBELET_CONF,
+    PreflightState,
+)
 
 CASES = sorted((Path(__file__).parent / "preflight.PreflightState").glob("*.json"))
 
@@ -37,6 +42,20 @@ def test_ports_are_hexadecimal_and_listed_once_in_order():
     assert fact["listening"] == ["22/tcp", "8472/udp", "10250/tcp"]
 
 
+@pytest.mark.parametrize(
+    ("lines", "joined", "left_over"),
+    [
+        ([], False, False),
+        (["joined yes", "left-over yes"], True, True),
+        (["left-over yes"], False, True),
+        (["left-over no"], False, False),
+    ],
+)
+def test_joined_and_left_over_are_read_apart(lines, joined, left_over):
+    fact = PreflightState().process(lines)
+    assert (fact["joined"], fact["left_over"]) == (joined, left_over)
+
+
 def test_memory_is_memtotal_in_mib_and_identities_are_lower_case():
     fact = PreflightState().process(
         ["memory 1740800", "product-uuid ABCD-EF", "mac ens3 52:54:00:AB:CD:EF"]
@@ -57,6 +76,7 @@ def test_memory_is_memtotal_in_mib_and_identities_are_lower_case():
         "/sys/class/net/",
         "/virtual/",
         KUBELET_CONF,
+        CLUSTER_CA,
         "/proc/net/tcp6",
         "/proc/net/udp",
         f"LC_ALL=C apt-cache policy {' '.join(CONTAINERD_PACKAGES)}",
