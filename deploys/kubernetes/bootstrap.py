@@ -16,14 +16,15 @@ pinned by the CA certificate hash. Control planes join one at a time, workers in
 
 A node that is not in the cluster but keeps what an earlier join left (its cluster CA
 certificate: kubelet.conf was removed, or a join stopped half-way) cannot join as it is:
-kubeadm's preflight refuses the leftovers, and the API server the Node object still
-registered under its name. A worker is reset (`kubeadm reset -f`, which stops the kubelet
-and empties /etc/kubernetes/pki, manifests and /var/lib/kubelet), its stale Node object is
-deleted from the first control plane, then it joins. /etc/cni/net.d is kept: the network
-plugin's DaemonSet writes the same configuration again, and the node rejoins the same
-cluster with the same plugin; iptables are kept too (the firewall's rules live there, and
-kube-proxy resynchronizes its own). A control plane is never reset by the deploy (that
-removes its stacked etcd member and data): the run is refused with the manual steps.
+kubeadm's preflight refuses the leftovers (and the old kubelet on its port), and the API
+server still holds a Node of its name, Ready until the old kubelet's heartbeats stop. A
+worker is reset (`kubeadm reset -f`, which stops the kubelet and empties
+/etc/kubernetes/pki, manifests and /var/lib/kubelet), its stale Node object is deleted from
+the first control plane, then it joins. /etc/cni/net.d is kept: the network plugin's
+DaemonSet writes the same configuration again, and the node rejoins the same cluster with
+the same plugin; iptables are kept too (the firewall's rules live there, and kube-proxy
+resynchronizes its own). A control plane is never reset by the deploy (that removes its
+stacked etcd member and data): the run is refused with the manual steps.
 
 No secret is ever part of an operation name, a command line, a fact or a log line.
 """
@@ -395,7 +396,8 @@ def reset_command() -> StringCommand:
 
 
 def delete_node_command(name: str) -> StringCommand:
-    """On the first control plane (deploys.addons.kubectl imports this package: not used)."""
+    """On the first control plane, with the admin kubeconfig (as deploys.addons.kubectl's
+    commands, which imports this package: not imported here)."""
     args = ("delete", "node", name, "--ignore-not-found")
     return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
 
