@@ -73,3 +73,21 @@ def test_an_unknown_lab_is_refused():
     result = lab_config("prod")
     assert result.returncode != 0
     assert "PYINFRA_KUBEADM_LAB='prod'" in result.stderr
+
+
+def test_the_benchmark_runs_on_the_test_lab():
+    """`python -m tests.lab.benchmark` loads the package tests.lab first, then selects the
+    test lab: the package must not have loaded tests/lab/config.py by then."""
+    env = {k: v for k, v in os.environ.items() if k != config.LAB_VARIABLE}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import tests.lab.benchmark; from tests.lab import config; print(config.LAB)",
+        ],
+        cwd=config.REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.stdout.strip() == "testlab", result.stderr
