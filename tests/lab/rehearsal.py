@@ -14,7 +14,9 @@ MUTATING = {
                 "taint", "cordon", "uncordon", "drain", "scale", "rollout restart"),
 }  # fmt: skip
 # Options the deploy passes that take a value as the next argument.
-VALUED_OPTIONS = {"--kubeconfig", "-n", "--namespace", "-o", "--output", "-f", "--filename",
+# Options followed by a value; kubectl's -f is --filename, kubeadm's -f is --force (none).
+KUBECTL_VALUED = {"-f"}
+VALUED_OPTIONS = {"--kubeconfig", "-n", "--namespace", "-o", "--output", "--filename",
                   "--timeout", "--for", "--ttl", "--description", "--config", "--cri-socket",
                   "--kubernetes-version", "--image-repository", "--field-selector"}  # fmt: skip
 # What a node keeps of an earlier rehearsal or package test, removed before and after.
@@ -46,7 +48,8 @@ class Call:
             if skip:
                 skip = False
             elif arg.startswith("-"):
-                skip = "=" not in arg and arg in VALUED_OPTIONS
+                valued = VALUED_OPTIONS | (KUBECTL_VALUED if self.tool == "kubectl" else set())
+                skip = "=" not in arg and arg in valued
             else:
                 words.append(arg)
         return " ".join(words)
