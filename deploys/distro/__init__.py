@@ -101,6 +101,24 @@ def supported_text() -> str:
     return f"{listed} (and {rolling})" if rolling else listed
 
 
+# The os-release variables a fact may report on its "release" line, by the key it uses.
+OS_RELEASE = {"id": "ID", "version": "VERSION_ID", "codename": "VERSION_CODENAME"}
+
+
+def release_line(keys: tuple[str, ...]) -> str:
+    """Shell that prints one line `release <value> ...` of the os-release variables of
+    ``keys`` (OS_RELEASE), in that order, one space apart (an empty one keeps its place)."""
+    values = " ".join(f"${{{OS_RELEASE[key]}:-}}" for key in keys)
+    return f'if [ -r /etc/os-release ]; then . /etc/os-release; fi\necho "release {values}"'
+
+
+def release_fields(rest: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """What release_line(keys) printed after "release ": {key: value}. Split on single
+    spaces, so an empty VERSION_ID (Debian testing, sid) does not shift the codename."""
+    values = rest.split(" ")
+    return {key: values[i].strip() if i < len(values) else "" for i, key in enumerate(keys)}
+
+
 def release(name: str) -> Release:
     """The supported release named like "ubuntu-24.04"; ValueError for any other."""
     if name not in RELEASES:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys import distro
 from deploys.distro import apt
 
 CONTAINERD_PACKAGES = ("containerd", "containerd.io")
@@ -29,10 +30,11 @@ _SOCKETS = (
     ("udp6", "udp", "07"),
 )
 
+RELEASE_KEYS = ("id", "version")
+
 _SCRIPT = "\n".join(
     (
-        "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
-        'echo "release ${ID:-} ${VERSION_ID:-}"',
+        distro.release_line(RELEASE_KEYS),
         'echo "container $(systemd-detect-virt --container 2>/dev/null || true)"',
         'echo "kernel $(uname -r)"',
         'echo "cgroup $(stat -fc %T /sys/fs/cgroup 2>/dev/null)"',
@@ -110,8 +112,7 @@ class PreflightState(FactBase):
             kind, _, rest = line.partition(" ")
             rest = rest.strip()
             if kind == "release":
-                release_id, _, version = rest.partition(" ")
-                state["release"] = {"id": release_id, "version": version.strip()}
+                state["release"] = distro.release_fields(rest, RELEASE_KEYS)
             elif kind == "container" and rest:
                 state["container"] = rest
             elif kind == "kernel":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys import distro
 from deploys.distro import apt
 from deploys.runtime import toml_text
 from deploys.runtime.config import CERTS_DIR, CONFIG_TOML
@@ -25,10 +26,11 @@ APPLIED_STAMP = "/var/lib/containerd/config.toml.applied"
 # Bound the calls that need the daemon, so a hung containerd cannot hang the run.
 _CTR = "timeout 10 ctr"
 
+RELEASE_KEYS = ("id", "version", "codename")
+
 _SCRIPT = "\n".join(
     (
-        "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
-        'echo "release ${ID:-} ${VERSION_ID:-} ${VERSION_CODENAME:-}"',
+        distro.release_line(RELEASE_KEYS),
         f'echo "arch $({apt.ARCH_QUERY} 2>/dev/null)"',
         f"{apt.installed_query(PACKAGES)} 2>/dev/null | sed 's/^/package /'",
         'echo "version $(containerd --version 2>/dev/null)"',
@@ -121,10 +123,7 @@ class ContainerdState(FactBase):
                 if eq:
                     unit[key] = value
             elif kind == "release":
-                # One space between fields, so an empty VERSION_ID (testing, sid) keeps its
-                # place: "debian  forky" is ("debian", "", "forky").
-                release_id, version, codename = (rest.split(" ") + ["", "", ""])[:3]
-                state["release"] = {"id": release_id, "version": version, "codename": codename}
+                state["release"] = distro.release_fields(rest, RELEASE_KEYS)
             elif kind == "arch":
                 state["arch"] = rest
             elif kind == "package" and (installed := apt.parse_installed(rest)):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
+from deploys import distro
 from deploys.distro import apt
 
 # An fstab line that is active (not commented out) and has filesystem type "swap".
@@ -66,10 +67,11 @@ _UNIT_PROPERTIES = (
     "ConditionTimestampMonotonic",
 )
 
+RELEASE_KEYS = ("id", "version")
+
 _SCRIPT = "\n".join(
     (
-        "if [ -r /etc/os-release ]; then . /etc/os-release; fi",
-        'echo "release ${ID:-} ${VERSION_ID:-}"',
+        distro.release_line(RELEASE_KEYS),
         'echo "container $(systemd-detect-virt --container 2>/dev/null || true)"',
         'echo "hostname $(uname -n)"',
         'tail -n +2 /proc/swaps 2>/dev/null | while read -r f rest; do echo "swap $f"; done',
@@ -171,8 +173,7 @@ class SystemState(FactBase):
                 else:
                     unit[key] = value
             elif kind == "release":
-                release_id, _, version = rest.partition(" ")
-                state["release"] = {"id": release_id, "version": version.strip()}
+                state["release"] = distro.release_fields(rest, RELEASE_KEYS)
             elif kind == "container" and rest:
                 state["container"] = rest
             elif kind == "hostname":
