@@ -15,13 +15,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import tomllib
@@ -31,6 +28,7 @@ from deploys.settings import Settings, load_cluster
 from deploys.versions import sandbox_image
 from tests.lab import config, registry
 from tests.lab.fixture import LAB_NODES
+from tests.lab.runs import PYINFRA, pyinfra
 
 pytestmark = pytest.mark.lab
 
@@ -38,6 +36,7 @@ DEFAULTS = Settings()
 SANDBOX_IMAGE = sandbox_image(DEFAULTS.image_repository, DEFAULTS.kubernetes_version)
 GUARD_SERVICE = "containerd-sandbox-image.service"
 MODULES_FILE = "/etc/modules-load.d/k8s.conf"
+DEPLOY = "deploys/node.py"
 # Where the hosts-block drift moves the second node to.
 MOVED = str(config.NETWORK[99])
 SYSCTLS = ("net.bridge.bridge-nf-call-iptables", "net.bridge.bridge-nf-call-ip6tables",
@@ -135,13 +134,8 @@ def converged_state(lab, name: str) -> dict:
     }
 
 
-def _pyinfra() -> str:
-    beside = Path(sys.executable).with_name("pyinfra")
-    return str(beside) if beside.exists() else shutil.which("pyinfra")
-
-
 def deploy_argv() -> list[str]:
-    return [_pyinfra(), "-y", "inventory.py", "deploys/node.py"]
+    return [str(PYINFRA), "-y", "inventory.py", DEPLOY]
 
 
 def deploy_env(lab) -> dict:
@@ -151,17 +145,9 @@ def deploy_env(lab) -> dict:
 def run_deploy(lab) -> str:
     """Run `pyinfra -y inventory.py deploys/node.py` on the lab; its output. Fails the test
     unless it succeeds."""
-    result = subprocess.run(
-        deploy_argv(),
-        cwd=config.REPO_ROOT,
-        env=deploy_env(lab),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # pyinfra logs its progress and results to stderr
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-8000:]
-    return result.stdout
+    run = pyinfra(DEPLOY, lab.inventory_path, timeout=900)
+    assert run.result.returncode == 0, run.failure()
+    return run.output
 
 
 def changed_operations(output: str) -> int:

@@ -8,13 +8,10 @@ the files the deploy writes, the packages and their holds, the enabled units, th
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.lab import config
 from tests.lab.fixture import LAB_NODES
-from tests.lab.test_node_deploy import deploy_argv, deploy_env
+from tests.lab.runs import Run, pyinfra
 
 pytestmark = pytest.mark.lab
 
@@ -38,16 +35,8 @@ def machine_id(lab, name: str) -> str:
     return lab.ssh(name, "cat /etc/machine-id").stdout.strip()
 
 
-def run_pyinfra(lab) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        deploy_argv(),
-        cwd=config.REPO_ROOT,
-        env=deploy_env(lab),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,  # pyinfra logs to stderr
-        text=True,
-        timeout=900,
-    )
+def run_pyinfra(lab) -> Run:
+    return pyinfra("deploys/node.py", lab.inventory_path, timeout=900)
 
 
 def test_cloned_machine_id_stops_the_run_and_changes_no_node(lab):
@@ -61,8 +50,8 @@ def test_cloned_machine_id_stops_the_run_and_changes_no_node(lab):
     finally:
         lab.ssh(second, f"printf '%s\\n' {own} > /etc/machine-id")
 
-    output = result.stdout
-    assert result.returncode != 0, output[-6000:]
+    output = result.output
+    assert result.result.returncode != 0, output[-6000:]
     assert f"hosts '{first}', '{second}': the same /etc/machine-id {cloned}" in output, output
     assert "; no host was changed:" in output
     assert "Beginning operation run" not in output
@@ -72,5 +61,5 @@ def test_cloned_machine_id_stops_the_run_and_changes_no_node(lab):
 
 def test_with_its_own_machine_id_back_preflight_lets_the_run_through(lab):
     result = run_pyinfra(lab)
-    assert "preflight:" not in result.stdout, result.stdout[-6000:]
-    assert "Beginning operation run" in result.stdout
+    assert "preflight:" not in result.output, result.output[-6000:]
+    assert "Beginning operation run" in result.output
