@@ -8,15 +8,23 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Two labs that share no name, bridge, address, directory or inventory, so that neither
-# ever touches the other: "lab", the one a person starts with `python -m tests.lab up`, and
+# Labs that share no name, bridge, address, directory or inventory, so that none ever
+# touches another: "lab", the one a person starts with `python -m tests.lab up`, and
 # "testlab", the one the test suite and the benchmark bring up and take down
 # (tests/conftest.py and tests/lab/benchmark.py select it before this module is imported).
+# testlab-b..e are spare test labs, so that several checkouts on one machine can run the
+# lab suite at once (PYINFRA_KUBEADM_TEST_LAB=testlab-b pytest -m lab).
 LABS = {
     # name: (bridge, the bridge's address with the lab's prefix)
     "lab": ("pkalab0", "10.213.47.1/24"),
     "testlab": ("pkatest0", "10.213.48.1/24"),
+    "testlab-b": ("pkatestb0", "10.213.49.1/24"),
+    "testlab-c": ("pkatestc0", "10.213.50.1/24"),
+    "testlab-d": ("pkatestd0", "10.213.51.1/24"),
+    "testlab-e": ("pkateste0", "10.213.52.1/24"),
 }
+TEST_LABS = tuple(name for name in LABS if name.startswith("testlab"))
+TEST_LAB_VARIABLE = "PYINFRA_KUBEADM_TEST_LAB"
 LAB_VARIABLE = "PYINFRA_KUBEADM_LAB"
 LAB = os.environ.get(LAB_VARIABLE, "lab")
 if LAB not in LABS:

@@ -43,30 +43,42 @@ def labs() -> dict[str, dict]:
     }
 
 
-def test_the_test_suite_runs_on_the_test_lab():
-    assert config.LAB == "testlab"
-    assert config.BRIDGE == "pkatest0"
+@pytest.fixture(scope="module")
+def every_lab() -> list[dict]:
+    return [json.loads(lab_config(name).stdout) for name in config.LABS]
+
+
+def test_the_test_suite_runs_on_a_test_lab():
+    assert config.LAB in config.TEST_LABS
+    assert os.environ.get(config.TEST_LAB_VARIABLE, "testlab") == config.LAB
+
+
+def test_the_persons_lab_is_not_a_test_lab():
+    assert "lab" not in config.TEST_LABS
+    assert "testlab" in config.TEST_LABS
+
+
+@pytest.mark.parametrize("field", ["lab", "bridge", "state", "inventory"])
+def test_no_two_labs_share(every_lab, field):
+    values = [lab[field] for lab in every_lab]
+    assert len(set(values)) == len(values) == len(config.LABS)
+
+
+def test_no_two_labs_networks_overlap(every_lab):
+    networks = [ipaddress.ip_network(lab["network"]) for lab in every_lab]
+    for i, one in enumerate(networks):
+        assert not any(one.overlaps(other) for other in networks[i + 1 :]), one
+
+
+def test_no_node_name_is_shared_by_two_labs(every_lab):
+    names = [name for lab in every_lab for name in lab["nodes"]]
+    assert len(set(names)) == len(names)
+    assert all(len(f"vb-{name}") <= 15 for name in names)
 
 
 def test_without_a_selection_the_lab_is_the_persons(labs):
     assert labs["person"]["lab"] == "lab"
     assert labs["person"]["inventory"].endswith("inventory/lab.yaml")
-
-
-@pytest.mark.parametrize("field", ["bridge", "state", "inventory"])
-def test_the_two_labs_share_nothing(labs, field):
-    assert labs["person"][field] != labs["tests"][field]
-
-
-def test_the_two_labs_networks_do_not_overlap(labs):
-    person, tests = (ipaddress.ip_network(labs[k]["network"]) for k in ("person", "tests"))
-    assert not person.overlaps(tests)
-
-
-def test_no_node_name_or_link_is_shared(labs):
-    assert not set(labs["person"]["nodes"]) & set(labs["tests"]["nodes"])
-    # systemd-nspawn's host-side link vb-<name> must fit Linux's 15 characters.
-    assert all(len(f"vb-{name}") <= 15 for lab in labs.values() for name in lab["nodes"])
 
 
 def test_an_unknown_lab_is_refused():
