@@ -264,6 +264,13 @@ class Settings:
         """Seconds each wait at the end of a run may take: every node Ready, the kube-system
         and flannel pods Running, the Kuboard agent available after it was applied.""",
     )
+    drain_timeout: int = setting(
+        300,
+        CLUSTER,
+        """Seconds `kubectl drain` may take to evict a node's pods (evictions respect
+        PodDisruptionBudgets) before day-2 work touches its kubelet; a node not drained in
+        time stays cordoned and the run stops, naming the pods that blocked it.""",
+    )
 
     def to_json(self) -> dict:
         """What pyinfra prints for these settings (debug-inventory): secrets as
@@ -718,8 +725,9 @@ def _check_values(path: str, where: str, values: dict) -> None:
         isinstance(t, str) and _NTP_SERVER.fullmatch(t) for t in s.time_servers
     ):
         raise fail("time_servers", "expected a non-empty list of host names or IP addresses")
-    if s.ready_timeout <= 0:
-        raise fail("ready_timeout", f"{s.ready_timeout} is not a positive number of seconds")
+    for key in ("ready_timeout", "drain_timeout"):
+        if getattr(s, key) <= 0:
+            raise fail(key, f"{getattr(s, key)} is not a positive number of seconds")
     for san in s.cert_sans:
         if not isinstance(san, str) or not _CERT_SAN.fullmatch(san):
             raise fail("cert_sans", f"{san!r} is not a DNS name or an IP address")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from pyinfra.api import QuoteString, StringCommand
 
-from deploys.kubernetes.kubeadm_config import ADMIN_KUBECONFIG, KUBERNETES_DIR
+from deploys.kubernetes.kubeadm_config import ADMIN_KUBECONFIG, KUBERNETES_DIR, kubectl
+
+__all__ = ["ADDONS_DIR", "ADMIN_KUBECONFIG", "apply", "kubectl"]
 
 # Root-only directory holding the manifests the add-ons apply.
 ADDONS_DIR = f"{KUBERNETES_DIR}/addons"
-
-
-def kubectl(*args: str) -> StringCommand:
-    """`kubectl --kubeconfig admin.conf ARGS...`, every argument shell-quoted."""
-    return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
 
 
 def apply(manifest: str, first: StringCommand | None = None) -> StringCommand:

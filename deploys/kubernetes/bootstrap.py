@@ -57,6 +57,7 @@ from deploys.kubernetes.kubeadm_config import (
     JoinCredentials,
     join_file,
     joins,
+    kubectl,
 )
 from deploys.runtime.facts import ContainerdState
 from deploys.runtime.verify import loaded_sandbox_image
@@ -396,10 +397,8 @@ def reset_command() -> StringCommand:
 
 
 def delete_node_command(name: str) -> StringCommand:
-    """On the first control plane, with the admin kubeconfig (as deploys.addons.kubectl's
-    commands, which imports this package: not imported here)."""
-    args = ("delete", "node", name, "--ignore-not-found")
-    return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
+    """On the first control plane, with the admin kubeconfig."""
+    return kubectl("delete", "node", name, "--ignore-not-found")
 
 
 def bootstrap_node(ctx: NodeContext, pending: bool) -> None:

@@ -16,6 +16,7 @@ import io
 from dataclasses import dataclass
 
 import yaml
+from pyinfra.api import QuoteString, StringCommand
 from pyinfra.operations import files
 
 from deploys import versions
@@ -39,6 +40,12 @@ SCHEDULER_KUBECONFIG = f"{KUBERNETES_DIR}/scheduler.conf"
 # every join gets a fresh token created when it runs.
 INIT_TOKEN_TTL = "15m0s"
 FILE_MODE = "600"
+
+
+def kubectl(*args: str) -> StringCommand:
+    """`kubectl --kubeconfig admin.conf ARGS...` (as root on a control plane), every argument
+    shell-quoted: the one way the deploy runs kubectl (add-ons, bootstrap, drains)."""
+    return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,7 @@ RESOURCES = {
     "RoleBinding": ("rolebindings", "rbac.authorization.k8s.io"),
     "DaemonSet": ("daemonsets", "apps"),
     "Deployment": ("deployments", "apps"),
+    "PodDisruptionBudget": ("poddisruptionbudgets", "policy"),
 }
 ALIASES = {
     "no": "Node",
@@ -92,6 +93,7 @@ ALIASES = {
     "cm": "ConfigMap",
     "sa": "ServiceAccount",
     "svc": "Service",
+    "pdb": "PodDisruptionBudget",
 }
 PREFLIGHT_HINT = (
     "[preflight] If you know what you are doing, you can make a check non-fatal with "
@@ -358,6 +360,7 @@ class ControlPlane:
                 "annotations": {
                     "node.alpha.kubernetes.io/ttl": "0",
                     "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                    **node.get("annotations", {}),
                 },
                 "creationTimestamp": since,
                 "labels": labels,
@@ -536,6 +539,13 @@ class ControlPlane:
         return pod
 
     def object_ready(self, obj: dict, condition: str) -> bool:
+        """Whether `obj` meets `condition`: a condition name, or "jsonpath={.a.b}=value"."""
+        if condition.startswith("jsonpath="):
+            path, _, wanted = condition.removeprefix("jsonpath=").partition("}=")
+            value = obj
+            for part in path.strip("{.").split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            return str(value) == wanted
         kind = obj["kind"]
         if kind == "Node":
             return condition == "Ready" and self.node_ready(obj["metadata"]["name"])
@@ -1308,13 +1318,79 @@ class Kubectl:
         self.plane.save()
         return {"stdout": "".join(out)}
 
+    def annotate(self) -> dict:
+        """`annotate node NAME key=value [--overwrite]` and `key-` (nodes only)."""
+        self.authenticate()
+        words = self.words[1:]
+        if words and "/" in words[0]:
+            kind, name = words[0].split("/", 1)
+            words = [kind, name, *words[1:]]
+        if len(words) < 3:
+            raise Failure("error: at least one annotation update is required\n")
+        kind, names, changes = resolve_kind(words[0]), words[1:2], words[2:]
+        if kind != "Node":
+            raise Failure("stand-in kubectl: annotate is implemented for nodes only\n")
+        out = []
+        for name in names:
+            node = self.plane.state["nodes"].get(name)
+            if node is None:
+                raise Failure(f'Error from server (NotFound): nodes "{name}" not found\n')
+            annotations = node.setdefault("annotations", {})
+            for change in changes:
+                if change.endswith("-"):
+                    annotations.pop(change[:-1], None)
+                    continue
+                key, _, value = change.partition("=")
+                if key in annotations and "overwrite" not in self.flags:
+                    raise Failure(
+                        f"error: --overwrite is false but found the following declared "
+                        f"annotation(s): '{key}' already has a value ({annotations[key]})\n"
+                    )
+                annotations[key] = value
+            out.append(f"node/{name} annotated\n")
+        self.plane.save()
+        return {"stdout": "".join(out)}
+
+    def disruption_blocked(self, pod: dict, everything: list[dict]) -> bool:
+        """Whether evicting `pod` would violate a PodDisruptionBudget of its namespace (one
+        that selects it with matchLabels): its healthy pods minus minAvailable, or
+        maxUnavailable minus the unhealthy ones, leaves no disruption allowed."""
+        namespace, labels = pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}
+        for budget in self.plane._objects("PodDisruptionBudget"):
+            if budget["metadata"].get("namespace") != namespace:
+                continue
+            wanted = (budget.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
+            if not wanted or any(labels.get(k) != v for k, v in wanted.items()):
+                continue
+            selected = [
+                p
+                for p in everything
+                if p["metadata"]["namespace"] == namespace
+                and all((p["metadata"].get("labels") or {}).get(k) == v for k, v in wanted.items())
+            ]
+            healthy = sum(1 for p in selected if pod_ready(p))
+            spec = budget["spec"]
+            if "minAvailable" in spec:
+                allowed = healthy - int(spec["minAvailable"])
+            else:
+                allowed = int(spec.get("maxUnavailable", 1)) - (len(selected) - healthy)
+            if allowed <= 0:
+                return True
+        return False
+
     def drain(self) -> dict:
+        """kubectl drain: DaemonSet pods refused without --ignore-daemonsets; cordon; every
+        other pod on the node evicted unless a PodDisruptionBudget forbids it, retried until
+        --timeout (kubectl's messages: pkg/drain/drain.go). Stand-in simplification: pods
+        are derived from the state, so once the node is cordoned its workload pods show on
+        other nodes even while a budget blocks their eviction."""
         self.authenticate()
         name = self.words[1] if len(self.words) > 1 else ""
         node = self.plane.state["nodes"].get(name)
         if node is None:
             raise Failure(f'Error from server (NotFound): nodes "{name}" not found\n')
-        on_node = [p for p in self.plane.pods() if p["spec"].get("nodeName") == name]
+        everything = self.plane.pods()
+        on_node = [p for p in everything if p["spec"].get("nodeName") == name]
         daemon = [
             p
             for p in on_node
@@ -1335,6 +1411,7 @@ class Kubectl:
             else f"node/{name} already cordoned\n"
         ]
         node["unschedulable"], node["cordoned"] = True, now()
+        self.plane.save()
         evicted = [p for p in on_node if p not in daemon]
         if daemon:
             listed = ", ".join(
@@ -1344,17 +1421,45 @@ class Kubectl:
         out += [
             f"evicting pod {p['metadata']['namespace']}/{p['metadata']['name']}\n" for p in evicted
         ]
+        timeout = parse_duration(self.options.get("timeout", "0s"))
+        deadline = now() + timeout
+        errors: list[str] = []
+        while True:
+            blocked = [p for p in evicted if self.disruption_blocked(p, everything)]
+            if not blocked:
+                break
+            errors += [
+                f'error when evicting pods/"{p["metadata"]["name"]}" -n '
+                f'"{p["metadata"]["namespace"]}" (will retry after 5s): Cannot evict pod as it '
+                "would violate the pod's disruption budget.\n"
+                for p in blocked
+            ]
+            if now() >= deadline:
+                reached = [
+                    f'error when evicting pods/"{p["metadata"]["name"]}" -n '
+                    f'"{p["metadata"]["namespace"]}": global timeout reached: {int(timeout)}s'
+                    for p in blocked
+                ]
+                raise Failure(
+                    "".join(dict.fromkeys(errors))
+                    + f'error: unable to drain node "{name}" due to error: '
+                    f"[{', '.join(reached)}], continuing command...\n"
+                    f"There are pending nodes to be drained:\n {name}\n"
+                    + "".join(f"{r}\n" for r in reached),
+                    stdout="".join(out),
+                )
+            self.plane.changed.wait(min(max(deadline - now(), 0.01), 1.0))
         out += [f"pod/{p['metadata']['name']} evicted\n" for p in evicted]
         out.append(f"node/{name} drained\n")
-        self.plane.save()
         return {"stdout": "".join(out)}
 
     def wait(self) -> dict:
         self.authenticate()
         condition = self.options.get("for", "")
-        if not condition.startswith("condition="):
+        if not condition.startswith(("condition=", "jsonpath=")):
             raise Failure(f"stand-in kubectl: wait --for={condition} is not implemented\n")
-        condition = condition.split("=", 1)[1]
+        if condition.startswith("condition="):
+            condition = condition.split("=", 1)[1]
         timeout = parse_duration(self.options.get("timeout", "30s"))
         deadline = now() + timeout
         targets = self.targets()
@@ -1414,6 +1519,7 @@ class Kubectl:
             "drain": self.drain,
             "cordon": lambda: self.cordon(True),
             "uncordon": lambda: self.cordon(False),
+            "annotate": self.annotate,
         }
         if verb not in handlers:
             raise Failure(f"stand-in kubectl: {verb!r} is not implemented\n")

@@ -365,3 +365,60 @@ def test_pods_take_time_to_start_and_nodes_to_turn_ready(built, monkeypatch):
     for node in built.plane.state["nodes"].values():
         node["heartbeat"] = later
     assert ready.problems(built.status(), ["cp1", "w1", "w2"]) == []
+
+
+PDB = """apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web, namespace: default}
+spec:
+  minAvailable: 2
+  selector: {matchLabels: {app: web}}
+"""
+WEB = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+"""
+
+
+def test_a_disruption_budget_blocks_a_drain_until_its_timeout(built):
+    built.apply_flannel()
+    built.kubectl("apply", "-f", "web.yaml", files={"web.yaml": WEB})
+    built.kubectl("apply", "-f", "pdb.yaml", files={"pdb.yaml": PDB})
+    on_w1 = [
+        p["metadata"]["name"]
+        for p in json.loads(built.kubectl("get", "pods", "-o", "json")["stdout"])["items"]
+        if p["spec"].get("nodeName") == "w1" and p["metadata"]["name"].startswith("web-")
+    ]
+    assert on_w1
+    blocked = built.kubectl("drain", "w1", "--ignore-daemonsets", "--timeout=0s")
+    assert blocked["exit"] == 1
+    assert f'error when evicting pods/"{on_w1[0]}" -n "default"' in blocked["stderr"]
+    assert "global timeout reached" in blocked["stderr"]
+    assert "disruption budget" in blocked["stderr"]
+    assert built.plane.state["nodes"]["w1"]["unschedulable"] is True  # it stays cordoned
+    built.kubectl("delete", "pdb", "web")
+    assert built.kubectl("drain", "w1", "--ignore-daemonsets")["stdout"].endswith("drained\n")
+
+
+def test_annotations_and_a_wait_for_the_kubelet_version(built):
+    built.apply_flannel()
+    assert built.kubectl("annotate", "node", "w1", "a/b=x")["stdout"] == "node/w1 annotated\n"
+    again = built.kubectl("annotate", "node", "w1", "a/b=y")
+    assert again["exit"] == 1 and "--overwrite" in again["stderr"]
+    built.kubectl("annotate", "node/w1", "a/b=y", "--overwrite")
+    node = json.loads(built.kubectl("get", "node", "w1", "-o", "json")["stdout"])
+    assert node["metadata"]["annotations"]["a/b"] == "y"
+    built.kubectl("annotate", "node", "w1", "a/b-")
+    node = json.loads(built.kubectl("get", "node", "w1", "-o", "json")["stdout"])
+    assert "a/b" not in node["metadata"]["annotations"]
+    path = "--for=jsonpath={.status.nodeInfo.kubeletVersion}"
+    met = built.kubectl("wait", f"{path}=v1.35.9", "node/w1", "--timeout=1s")
+    assert met["stdout"] == "node/w1 condition met\n"
+    other = built.kubectl("wait", f"{path}=v1.36.0", "node/w1", "--timeout=0s")
+    assert other["exit"] == 1 and "timed out" in other["stderr"]
