@@ -38,6 +38,11 @@ class NodeContext:
     containerd_version: str = ""  # `containerd --version` or a version like "1.7.28"
 
     @property
+    def members(self) -> tuple[Node, ...]:
+        """The Kubernetes nodes (not a host that is only the Kuboard server's)."""
+        return tuple(n for n in self.nodes if n.is_member)
+
+    @property
     def control_planes(self) -> tuple[Node, ...]:
         return tuple(n for n in self.nodes if n.is_control_plane)
 

@@ -258,6 +258,44 @@ class Settings:
         """Registry prefix that replaces the agent manifest's image registry; empty:
         unchanged.""",
     )
+    kuboard_tls_verify: bool = setting(
+        True,
+        CLUSTER,
+        """Verify the Kuboard server's TLS certificate when the agent manifest is fetched
+        from an https kuboard_server; false skips verification for that fetch only (as
+        Kuboard's own `curl -k` import command does), with a warning on every run.""",
+    )
+    kuboard_server_image: str = setting(
+        "eipwork/kuboard:v3.5.2.7",
+        CLUSTER,
+        """Kuboard v3 server image run on the host with the role `kuboard`, pulled by
+        containerd through registry_mirrors (e.g. of docker.io); Kuboard's own mirror:
+        swr.cn-east-2.myhuaweicloud.com/kuboard/kuboard:v3.5.2.7.""",
+    )
+    kuboard_web_port: int = setting(
+        80, CLUSTER, "Web (HTTP) port of the Kuboard server on the `kuboard` host."
+    )
+    kuboard_agent_port: int = setting(
+        10081,
+        CLUSTER,
+        """Agent server port (TCP) of the Kuboard server on the `kuboard` host; its
+        KUBOARD_AGENT_SERVER_TCP_PORT.""",
+    )
+    kuboard_endpoint: str = setting(
+        "",
+        CLUSTER,
+        """URL the agents and browsers reach the managed Kuboard server at (its
+        KUBOARD_ENDPOINT), never localhost; empty: http://<kuboard host address>:<web
+        port>.""",
+    )
+    kuboard_admin_password: str = setting(
+        "",
+        CLUSTER,
+        """Initial password of Kuboard's `admin` user, used only when the server's data
+        directory is new; empty: Kuboard's default, Kuboard123 (change it at the first
+        login). Secret.""",
+        secret=True,
+    )
     ready_timeout: int = setting(
         600,
         CLUSTER,
@@ -304,7 +342,7 @@ def without_secrets(settings: Settings) -> Settings:
     )
 
 
-ROLES = ("control_plane", "worker")
+ROLES = ("control_plane", "worker", "kuboard")
 HOST_KEYS = ("name", "address", "roles", "settings")
 
 _CHOICES = {
@@ -376,6 +414,16 @@ class Node:
     @property
     def is_worker(self) -> bool:
         return "worker" in self.roles
+
+    @property
+    def is_member(self) -> bool:
+        """A Kubernetes node (a host with only the role `kuboard` is not)."""
+        return self.is_control_plane or self.is_worker
+
+    @property
+    def is_kuboard(self) -> bool:
+        """The host that runs the Kuboard server (deploys/kuboard)."""
+        return "kuboard" in self.roles
 
     def to_json(self) -> dict:
         """What pyinfra prints for a node (debug-inventory)."""
@@ -513,6 +561,10 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
             f"{path}: settings.control_plane_endpoint: required with more than one control "
             "plane (a load balancer or VIP in front of the API servers)"
         )
+    if overrides is not None:
+        from deploys.kuboard import cluster_problems, cluster_warnings
+
+        problems.found += [f"{path}: {p}" for p in cluster_problems(nodes, Settings(**overrides))]
     problems.refuse()
     cluster = Cluster(path, nodes, overrides, host_overrides)
     warnings: dict[str, None] = {}  # each warning once, in order
@@ -520,6 +572,7 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     warning = versions.kube_proxy_mode_warning(s.kube_proxy_mode, s.kubernetes_version)
     if warning:
         warnings[f"{path}: settings: kube_proxy_mode: {warning}"] = None
+    warnings.update((f"{path}: settings: {w}", None) for w in cluster_warnings(nodes, s))
     if len(cps) % 2 == 0:
         warnings[
             f"{path}: {len(cps)} control planes: stacked etcd wants an odd number "
@@ -739,10 +792,16 @@ def _concern_checks():
     """The checks each concern keeps beside itself: functions of the merged Settings that
     yield (setting, problem). Imported here, when a cluster file is checked: the concerns
     import this module."""
+    from deploys import kuboard as kuboard_server
     from deploys.addons import kuboard, network
     from deploys.system import sysctl
 
-    return (sysctl.check_settings, network.PLUGIN.check_settings, kuboard.check_settings)
+    return (
+        sysctl.check_settings,
+        network.PLUGIN.check_settings,
+        kuboard.check_settings,
+        kuboard_server.check_settings,
+    )
 
 
 def _check_scheduler(path: str, where: str, s: Settings) -> None:

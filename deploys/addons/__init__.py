@@ -34,5 +34,6 @@ def converge():
         mode="700",
     )
     NETWORK.converge(ctx)
-    if ctx.settings.kuboard_server:
-        converge_kuboard_agent(ctx)
+    agent = kuboard.agent_settings(ctx)
+    if agent:
+        converge_kuboard_agent(agent)

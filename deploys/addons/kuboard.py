@@ -9,6 +9,7 @@ then the run waits for the agent. The token and the manifest are never printed.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -22,6 +23,7 @@ from deploys import secret
 from deploys.addons.kubectl import ADDONS_DIR, apply, kubectl
 from deploys.context import NodeContext
 from deploys.failure import fail
+from deploys.kuboard import server_url
 from deploys.settings import IMAGE_REPOSITORY, SERVER_URL, Settings
 
 FETCH_CONFIG = f"{ADDONS_DIR}/kuboard-agent.curlrc"
@@ -39,6 +41,13 @@ _IMAGE = re.compile(
 )
 # What the cluster name and token may hold: they are parts of the agent manifest's URL.
 _URL_WORD = re.compile(r"[A-Za-z0-9._~-]+")
+# curl's errors for a server certificate it does not trust (exit codes 60 and 35).
+_CERTIFICATE_ERROR = re.compile(r"curl: \((60|35)\)|SSL certificate problem|certificate verify")
+_UNTRUSTED = (
+    " (the Kuboard server's certificate is not trusted by this host: give the server a "
+    "certificate from a CA the host trusts, or set kuboard_tls_verify: false to skip the "
+    "check for this fetch)"
+)
 # Where a Kubernetes object keeps container lists (pods, and the pod templates of workloads).
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
@@ -53,15 +62,15 @@ def check_settings(s: Settings) -> Iterator[tuple[str, str]]:
         )
     if s.kuboard_server and not SERVER_URL.fullmatch(s.kuboard_server):
         yield "kuboard_server", f"{s.kuboard_server!r} is not like 'http://10.0.0.5:80'"
-    if s.kuboard_server and not s.kuboard_agent_token:
+    if s.kuboard_server and not s.kuboard_agent_token:  # a managed server: see deploys/kuboard
         yield "kuboard_agent_token", "required when kuboard_server is set"
-    elif s.kuboard_server and not _URL_WORD.fullmatch(s.kuboard_agent_token):
+    elif s.kuboard_agent_token and not _URL_WORD.fullmatch(s.kuboard_agent_token):
         yield "kuboard_agent_token", "may hold only letters, digits and . _ ~ -"
-    if s.kuboard_server and not _URL_WORD.fullmatch(s.kuboard_cluster_name):
+    name = s.kuboard_cluster_name
+    if (s.kuboard_server or name) and not _URL_WORD.fullmatch(name):
         yield (
             "kuboard_cluster_name",
-            f"{s.kuboard_cluster_name!r}: required with kuboard_server; letters, digits "
-            "and . _ ~ - only",
+            f"{name!r}: required with kuboard_server; letters, digits and . _ ~ - only",
         )
 
 
@@ -75,16 +84,28 @@ def agent_manifest_url(settings: Settings) -> str:
     )
 
 
+def agent_settings(ctx: NodeContext) -> Settings | None:
+    """The settings the agent is imported with: kuboard_server is the managed server's URL
+    where a host has the role `kuboard` (deploys/kuboard). None while there is nothing to
+    import: no Kuboard server, or a managed one without kuboard_agent_token yet (the
+    summary then prints how to get it)."""
+    url = server_url(ctx.nodes, ctx.settings)
+    if not (url and ctx.settings.kuboard_agent_token):
+        return None
+    return dataclasses.replace(ctx.settings, kuboard_server=url)
+
+
 def fetch_config(settings: Settings) -> str:
-    """curl's config file for fetching the agent manifest; secret: it holds the token."""
+    """curl's config file for fetching the agent manifest; secret: it holds the token.
+    With kuboard_tls_verify false the server's certificate is not verified (curl's
+    `insecure`, the -k of Kuboard's own import command), for this fetch only."""
     url = agent_manifest_url(settings)
     if not url.isprintable() or '"' in url or "\\" in url:
         raise ValueError(f"kuboard_server {settings.kuboard_server!r} is not a plain URL")
     return (
         "# curl config: fetch this cluster's Kuboard agent manifest (written by pyinfra-kubeadm).\n"
         "# Root only: the URL carries the agent token.\n"
-        f'url = "{url}"\n'
-        "fail\n"
+        f'url = "{url}"\n' + ("" if settings.kuboard_tls_verify else "insecure\n") + "fail\n"
         "silent\n"
         "show-error\n"
         "connect-timeout = 10\n"
@@ -99,10 +120,9 @@ def fetch_command(config: str = FETCH_CONFIG) -> StringCommand:
 
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} the Kuboard agent writes before fetching: its fetch config,
-    on the first control plane when a Kuboard server is configured."""
-    if not (ctx.is_first_control_plane and ctx.settings.kuboard_server):
-        return {}
-    return {FETCH_CONFIG: fetch_config(ctx.settings)}
+    on the first control plane when there is an agent to import."""
+    settings = agent_settings(ctx) if ctx.is_first_control_plane else None
+    return {FETCH_CONFIG: fetch_config(settings)} if settings else {}
 
 
 def mirror_image(image: str, repository: str) -> str:
@@ -179,7 +199,7 @@ def agent_manifest(image_repository: str):
     try:
         fetched = secret.output(fetch_command(), "fetching the Kuboard agent manifest")
     except OperationError as exc:
-        yield fail(str(exc))
+        yield fail(str(exc) + (_UNTRUSTED if _CERTIFICATE_ERROR.search(str(exc)) else ""))
         return
     try:
         manifest = rewrite_images(fetched, image_repository)
@@ -190,8 +210,8 @@ def agent_manifest(image_repository: str):
 
 
 @deploy("Kuboard agent")
-def converge_kuboard_agent(ctx: NodeContext):
-    s = ctx.settings
+def converge_kuboard_agent(s: Settings):
+    """Import the cluster into the Kuboard server: `s` from agent_settings."""
     secret.put(name="kuboard: write agent fetch config", dest=FETCH_CONFIG, content=fetch_config(s))
     written = agent_manifest(
         name="kuboard: fetch agent manifest", image_repository=s.kuboard_image_repository

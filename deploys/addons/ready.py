@@ -19,6 +19,7 @@ from pyinfra import host
 from pyinfra.api import FactBase, deploy, operation
 from pyinfra.operations import python
 
+from deploys import kuboard
 from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
 from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
@@ -100,9 +101,9 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
     """The lines printed at the end of a run that changed the cluster."""
     s = ctx.settings
     found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
-    lines = [f"cluster ready: {len(ctx.nodes)} nodes, API server {ctx.api_endpoint}"]
-    width = max(len(n.name) for n in ctx.nodes)
-    for node in ctx.nodes:
+    lines = [f"cluster ready: {len(ctx.members)} nodes, API server {ctx.api_endpoint}"]
+    width = max(len(n.name) for n in ctx.members)
+    for node in ctx.members:
         info = found.get(node.name, {}).get("status", {}).get("nodeInfo", {})
         roles = ",".join(r.replace("_", "-") for r in node.roles)
         kubelet = info.get("kubeletVersion", "?")
@@ -116,8 +117,7 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
     if s.fetch_kubeconfig:
         places.append(f"{s.fetch_kubeconfig} on this machine")
     lines.append("kubeconfig: " + "; ".join(places))
-    lines.append(f"Kuboard: {s.kuboard_server}" if s.kuboard_server else "Kuboard: not configured")
-    return lines
+    return lines + kuboard.summary(ctx.nodes, s)
 
 
 @operation()
@@ -154,9 +154,10 @@ def wait_for_cluster():
     ctx = NodeContext.of(host)
     if not ctx.is_first_control_plane:
         return
+    pending_import = kuboard.import_pending(ctx.nodes, ctx.settings)
     waited = cluster_ready(
         name="cluster: wait until ready",
-        node_names=[n.name for n in ctx.nodes],
+        node_names=[n.name for n in ctx.members],
         timeout=ctx.settings.ready_timeout,
     )
 
@@ -166,10 +167,15 @@ def wait_for_cluster():
             host.log(line)
 
     def run_changed_this_node() -> bool:
-        # When the summary is due, every earlier operation of this node has completed.
-        return waited.did_change() or any(
-            data.operation_meta.is_complete() and data.operation_meta.did_change()
-            for data in host.state.ops[host].values()
+        # When the summary is due, every earlier operation of this node has completed. A
+        # cluster not imported into its managed Kuboard server yet: the steps, every run.
+        return (
+            waited.did_change()
+            or pending_import
+            or any(
+                data.operation_meta.is_complete() and data.operation_meta.did_change()
+                for data in host.state.ops[host].values()
+            )
         )
 
     python.call(name="cluster: print summary", function=print_summary, _if=run_changed_this_node)

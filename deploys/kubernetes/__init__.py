@@ -19,12 +19,16 @@ __all__ = ["converge", "rendered_files"]
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} of every file this concern writes on the node (join secrets
     as placeholders: they only exist while a run joins the node)."""
+    if not ctx.node.is_member:  # the Kuboard host outside the cluster
+        return {}
     return {**packages.rendered_files(ctx), **kubeadm_config.rendered_files(ctx)}
 
 
 @deploy("Kubernetes")
 def converge():
     ctx = NodeContext.of(host)
+    if not ctx.node.is_member:  # the Kuboard host outside the cluster
+        return
     member = in_cluster(ctx, host)
     packages.install_packages(ctx, in_cluster=member)
     kubeadm_config.write_configuration(ctx)

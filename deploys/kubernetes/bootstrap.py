@@ -413,7 +413,7 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     # What the first control plane must prepare for the nodes that join in this run.
     to_join, stale = [], []
     if is_first:
-        others = [n for n in ctx.nodes if n.name != first.name]
+        others = [n for n in ctx.members if n.name != first.name]
         to_join = [n for n in others if not in_cluster(ctx, host.inventory.get_host(n.name))]
         stale = [
             n

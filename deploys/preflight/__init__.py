@@ -42,7 +42,7 @@ from deploys.context import NodeContext
 from deploys.preflight.facts import PreflightState
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings
-from deploys.system.firewall import NODE_PORTS, firewall_ports
+from deploys.system.firewall import NODE_PORTS, firewall_ports, kuboard_ports
 from deploys.system.kernel import nftables_kernel_refusal
 
 # kubeadm's preflight minimums for a control plane: NumCPU (2) and Mem (1700 MiB of
@@ -73,7 +73,8 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
         )
     version = settings.kubernetes_version
     minor = versions.kubernetes_minor(version)
-    if minor >= CGROUP_V2_FROM_MINOR and facts["cgroup"] and facts["cgroup"] != CGROUP_V2:
+    cgroup_v1 = facts["cgroup"] and facts["cgroup"] != CGROUP_V2
+    if node.is_member and minor >= CGROUP_V2_FROM_MINOR and cgroup_v1:
         found.append(
             f"{label}: cgroup v1 (/sys/fs/cgroup is {facts['cgroup']}), and the kubelet of "
             f"Kubernetes 1.{CGROUP_V2_FROM_MINOR} and later refuses cgroup v1 "
@@ -88,7 +89,7 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
     role, (cpus, memory) = (
         ("control plane", CONTROL_PLANE_MINIMUM)
         if node.is_control_plane
-        else ("worker", WORKER_MINIMUM)
+        else ("worker" if node.is_worker else "Kuboard host", WORKER_MINIMUM)
     )
     if facts["cpus"] and facts["cpus"] < cpus:
         found.append(f"{label}: {facts['cpus']} CPU; a {role} needs at least {cpus}")
@@ -97,7 +98,9 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
             f"{label}: {facts['memory_mib']} MiB of memory; a {role} needs at least {memory} MiB"
         )
     if not (facts["joined"] or facts["left_over"]):
-        busy = _ports_in_use(firewall_ports(node, settings), facts["listening"])
+        # The Kuboard server's own ports: its concern checks them (its server holds them).
+        ports = set(firewall_ports(node, settings)) - set(kuboard_ports(settings))
+        busy = _ports_in_use(ports, facts["listening"])
         if busy:
             found.append(
                 f"{label}: port{'s' if len(busy) > 1 else ''} {', '.join(busy)} already in "
@@ -105,7 +108,8 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
                 f"{'them' if len(busy) > 1 else 'it'} (another service, or what is left "
                 "of an old cluster: `kubeadm reset` removes that)"
             )
-    found += _containerd_problems(label, settings, facts["containerd"])
+    if node.is_member:  # the Kuboard host runs no kubelet
+        found += _containerd_problems(label, settings, facts["containerd"])
     return found
 
 

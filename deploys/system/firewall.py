@@ -60,9 +60,17 @@ def _port(first: int, protocol: str, last: int | None = None) -> PortRange:
 NODE_PORTS = _port(30000, "tcp", 32767)
 
 
+def kuboard_ports(settings: Settings) -> tuple[PortRange, ...]:
+    """What the Kuboard server's host serves: its web and agent server ports (deploys/kuboard)."""
+    return (_port(settings.kuboard_web_port, "tcp"), _port(settings.kuboard_agent_port, "tcp"))
+
+
 def firewall_ports(node: Node, settings: Settings) -> tuple[PortRange, ...]:
     """The ports this node serves, sorted, without duplicates."""
-    ports = {_port(10250, "tcp")}  # kubelet API, on every node
+    ports = set(kuboard_ports(settings)) if node.is_kuboard else set()
+    if not node.is_member:  # only the Kuboard server's host
+        return tuple(sorted(ports))
+    ports.add(_port(10250, "tcp"))  # kubelet API, on every node
     if node.is_control_plane:
         ports |= {
             _port(settings.api_port, "tcp"),  # kube-apiserver
