@@ -337,6 +337,7 @@ def converge():
             user="root",
             group="root",
             mode=mode,
+            create_remote_dir=False,  # /usr/local/sbin and systemd's unit directory
         )
         for path, content, mode in (
             (SCRIPT, script(ctx), "755"),

@@ -181,7 +181,7 @@ def test_summary_lists_nodes_roles_versions_kubeconfig_and_kuboard():
         "kubeconfig: /etc/kubernetes/admin.conf on cp1; ~ops/.kube/config on the control"
         " planes; .kube/site.conf on this machine"
     )
-    assert lines[-1] == "Kuboard: http://10.0.0.5:80"
+    assert lines[-1] == "Kuboard: http://10.0.0.5:80 (cluster site-a, imported by agent)"
     assert TOKEN not in text
 
 

@@ -5,6 +5,9 @@ serves an agent manifest from the `installAgentToKubernetes` endpoint, the way K
     curl 'http://SERVER/kuboard-api/cluster/NAME/kind/KubernetesCluster/NAME/resource/
           installAgentToKubernetes?token=TOKEN' > kuboard-agent.yaml
 
+With `tls=True` (`--tls` for the lab) it serves https with a self-signed certificate made
+when it starts, as a Kuboard server whose certificate the hosts do not trust.
+
 It answers 401 for a wrong token and 404 for any other path, and records every request.
 The manifest it serves has the shape of a real one (namespace, service accounts, role
 bindings, two agent deployments) and carries credentials of its own, so tests can check
@@ -18,8 +21,13 @@ The lab runs it as a service on its bridge (the token read from a root-only file
 from __future__ import annotations
 
 import argparse
+import datetime
+import ipaddress
+import ssl
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 AGENT_KEY = "stand-in-agent-key-9f8e7d6c5b4a"  # a credential inside the served manifest
@@ -138,6 +146,7 @@ class KuboardServerStandIn:
         token: str,
         manifest: str | None = None,
         address: tuple[str, int] = ("127.0.0.1", 0),
+        tls: bool = False,
     ):
         self.cluster_name = cluster_name
         self.token = token
@@ -161,12 +170,19 @@ class KuboardServerStandIn:
                 pass
 
         self._server = ThreadingHTTPServer(address, Handler)
+        self.scheme = "https" if tls else "http"
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            with tempfile.TemporaryDirectory() as directory:
+                cert, key = self_signed_certificate(Path(directory), address[0])
+                context.load_cert_chain(cert, key)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self.scheme}://{host}:{port}"
 
     def answer(self, path: str) -> tuple[int, bytes]:
         parts = urlsplit(path)
@@ -191,16 +207,55 @@ class KuboardServerStandIn:
         self._thread.join()
 
 
+def self_signed_certificate(directory: Path, address: str) -> tuple[Path, Path]:
+    """A certificate for `address` signed by its own key, as PEM files in `directory`."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "stand-in Kuboard server")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert, key_file = directory / "server.crt", directory / "server.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key_file
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="stand-in Kuboard v3 server (test double)")
     parser.add_argument("--listen", required=True, help="address:port")
     parser.add_argument("--cluster-name", required=True)
     parser.add_argument("--token-file", required=True, help="file holding the agent token")
+    parser.add_argument("--tls", action="store_true", help="https, self-signed certificate")
     args = parser.parse_args()
     address, port = args.listen.rsplit(":", 1)
     with open(args.token_file, encoding="utf-8") as handle:
         token = handle.read().strip()
-    stand_in = KuboardServerStandIn(args.cluster_name, token, address=(address, int(port)))
+    stand_in = KuboardServerStandIn(
+        args.cluster_name, token, address=(address, int(port)), tls=args.tls
+    )
     print(f"stand-in Kuboard server on {stand_in.url}", flush=True)
     stand_in._server.serve_forever()
 

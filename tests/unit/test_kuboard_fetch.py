@@ -118,3 +118,27 @@ def test_served_credentials_appear_only_in_the_fetched_text(server, tmp_path):
     result = fetch(tmp_path, **agent_settings(server))
     assert AGENT_KEY in result.stdout
     assert AGENT_KEY not in result.stderr
+
+
+@pytest.fixture
+def https_server():
+    with KuboardServerStandIn("site-a", TOKEN, tls=True) as stand_in:
+        yield stand_in
+
+
+def test_a_self_signed_server_is_refused_by_default(https_server, tmp_path):
+    result = fetch(tmp_path, **agent_settings(https_server))
+    assert result.returncode == 60, result.stderr
+    assert "certificate" in result.stderr
+    assert https_server.requests == []  # nothing was sent: the token stayed on the host
+    assert TOKEN not in result.stderr
+
+
+def test_kuboard_tls_verify_false_fetches_from_a_self_signed_server(https_server, tmp_path):
+    result = fetch(tmp_path, **agent_settings(https_server, kuboard_tls_verify=False))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == https_server.manifest
+
+
+def test_kuboard_tls_verify_false_does_not_change_a_plain_http_fetch(server, tmp_path):
+    assert fetch(tmp_path, **agent_settings(server, kuboard_tls_verify=False)).returncode == 0
