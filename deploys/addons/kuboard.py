@@ -209,13 +209,19 @@ def agent_manifest(image_repository: str):
     yield from secret.put._inner(dest=MANIFEST, content=manifest)
 
 
+def fetch_agent(s: Settings):
+    """Write the fetch config, then fetch the agent manifest into MANIFEST (root only); the
+    fetch operation, which changed when the manifest did."""
+    secret.put(name="kuboard: write agent fetch config", dest=FETCH_CONFIG, content=fetch_config(s))
+    return agent_manifest(
+        name="kuboard: fetch agent manifest", image_repository=s.kuboard_image_repository
+    )
+
+
 @deploy("Kuboard agent")
 def converge_kuboard_agent(s: Settings):
     """Import the cluster into the Kuboard server: `s` from agent_settings."""
-    secret.put(name="kuboard: write agent fetch config", dest=FETCH_CONFIG, content=fetch_config(s))
-    written = agent_manifest(
-        name="kuboard: fetch agent manifest", image_repository=s.kuboard_image_repository
-    )
+    written = fetch_agent(s)
     applied = server.shell(
         name="kuboard: apply agent manifest", commands=[apply(MANIFEST)], _if=written.did_change
     )

@@ -293,7 +293,8 @@ class Lab:
 
     def _start_stand_ins(self, kubernetes_versions: list[str]) -> dict:
         """Build the stand-in repository (unless it holds these releases already) and run it,
-        the stand-in control plane and the stand-in Kuboard server on the bridge; the
+        the stand-in control plane and the stand-in Kuboard server (http, and https with a
+        self-signed certificate) on the bridge; the
         cluster file's settings that point at them."""
         revision = Settings().kubernetes_package_revision
         workdir = config.STATE_DIR / "k8s-repo"
@@ -336,6 +337,14 @@ class Lab:
              "--cluster-name", config.KUBOARD_CLUSTER_NAME, "--token-file", str(token_file)],
             marker=str(token_file),
             port=config.STAND_IN_KUBOARD_PORT,
+        )  # fmt: skip
+        self.ensure_service(
+            "kuboard-https",
+            [sys.executable, str(KUBOARD_SCRIPT), "--listen",
+             f"{config.BRIDGE_ADDRESS}:{config.STAND_IN_KUBOARD_TLS_PORT}", "--tls",
+             "--cluster-name", config.KUBOARD_CLUSTER_NAME, "--token-file", str(token_file)],
+            marker=f"{config.BRIDGE_ADDRESS}:{config.STAND_IN_KUBOARD_TLS_PORT}",
+            port=config.STAND_IN_KUBOARD_TLS_PORT,
         )  # fmt: skip
         return {
             "kubernetes_version": kubernetes_versions[0],

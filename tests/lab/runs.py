@@ -39,7 +39,8 @@ class Run:
 
 
 def pyinfra(deploy: str | Path, cluster_file: Path, timeout: float = 1200) -> Run:
-    """`CLUSTER=cluster_file pyinfra -y inventory.py DEPLOY` from the repository root."""
+    """`CLUSTER=cluster_file pyinfra -y inventory.py DEPLOY` from the repository root (a
+    path relative to it, or absolute)."""
     deploy = Path(deploy)
     if deploy.is_absolute():
         deploy = deploy.relative_to(config.REPO_ROOT)
