@@ -45,7 +45,6 @@ cluster (deploys/addons/kuboard.py).
 
 from __future__ import annotations
 
-import io
 import re
 import shlex
 from collections.abc import Iterator
@@ -59,6 +58,7 @@ from deploys import secret
 from deploys.context import NodeContext
 from deploys.kuboard.facts import KuboardServerState
 from deploys.runtime.config import CERTS_DIR
+from deploys.runtime.containerd import write_root_file
 from deploys.runtime.sandbox import UNIT_DIR, qualified_reference
 from deploys.settings import IMAGE_REPOSITORY, SERVER_URL, Node, Settings
 from deploys.templating import render
@@ -330,15 +330,8 @@ def converge():
             content=password_file(s),
         )
     written = [
-        files.put(
-            name=f"kuboard: write {path}",
-            src=io.StringIO(content),
-            dest=path,
-            user="root",
-            group="root",
-            mode=mode,
-            create_remote_dir=False,  # /usr/local/sbin and systemd's unit directory
-        )
+        # /usr/local/sbin and systemd's unit directory always exist.
+        write_root_file(path, content, mode, in_existing_dir=True, component="kuboard")
         for path, content, mode in (
             (SCRIPT, script(ctx), "755"),
             (UNIT_FILE, unit_file(s), "644"),

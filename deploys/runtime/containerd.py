@@ -82,7 +82,7 @@ def converge():
                 enabled=True,
             )
         )
-    _write(CRICTL_YAML, crictl_yaml(), in_existing_dir=True)
+    write_root_file(CRICTL_YAML, crictl_yaml(), in_existing_dir=True)
     _sandbox_guard(settings, before)
     operations.verify_runtime(
         name="containerd: verify loaded configuration and sandbox image",
@@ -97,7 +97,7 @@ def _install(ctx: NodeContext, before: dict):
     settings, release = ctx.settings, ctx.release
     if settings.containerd_source == "docker":
         for path, content in docker_repository_files(settings, release, ctx.arch).items():
-            _write(path, content)
+            write_root_file(path, content)
     name = package_name(settings)
     installed = before["packages"].get(name)
     version = pinned_version(settings, release)
@@ -136,7 +136,7 @@ def _registries(settings: Settings, before: dict) -> None:
 def _sandbox_guard(settings: Settings, before: dict) -> None:
     """The guard's script, service and timer; the service runs at boot, the timer is on."""
     written = {
-        path: _write(
+        path: write_root_file(
             path, content, mode="755" if path == GUARD_SCRIPT else "644", in_existing_dir=True
         )
         for path, content in guard_files(settings).items()
@@ -159,10 +159,16 @@ def _sandbox_guard(settings: Settings, before: dict) -> None:
         )
 
 
-def _write(path: str, content: str, mode: str = "644", in_existing_dir: bool = False):
+def write_root_file(
+    path: str,
+    content: str,
+    mode: str = "644",
+    in_existing_dir: bool = False,
+    component: str = "containerd",
+):
     """A root-owned file; its directory is created unless it always exists."""
     return files.put(
-        name=f"containerd: write {path}",
+        name=f"{component}: write {path}",
         src=io.StringIO(content),
         dest=path,
         user="root",
