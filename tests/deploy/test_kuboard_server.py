@@ -392,3 +392,36 @@ def test_an_untrusted_certificate_fails_the_fetch_with_what_to_do():
     assert failed.name == "kuboard: fetch agent manifest"
     assert "on cp1 failed: curl: (60) SSL certificate problem" in failed.error
     assert "set kuboard_tls_verify: false" in failed.error
+
+
+@pytest.mark.parametrize(
+    "roles, expected",
+    [
+        (["kuboard"], {"80/tcp", "10081/tcp"}),
+        (["worker", "kuboard"], {"80/tcp", "10081/tcp", "10250/tcp", "10256/tcp"}),
+    ],
+)
+def test_the_firewall_opens_the_kuboard_ports_on_its_host(roles, expected):
+    from deploys.system.firewall import firewall_ports
+
+    ctx = context(cluster(roles=roles))
+    ports = {p.ufw for p in firewall_ports(ctx.node, ctx.settings)}
+    assert expected <= ports
+    assert ("6443/tcp" in ports) is False
+    if roles == ["kuboard"]:
+        assert ports == expected
+
+
+def test_preflight_asks_the_kuboard_only_host_for_no_kubernetes_requirement():
+    from deploys import preflight
+
+    ctx = context(cluster(kubernetes_version="1.36.1"))
+    facts = {
+        **harness.load_facts("ubuntu-24.04")[PREFLIGHT],
+        "cgroup": "tmpfs",  # cgroup v1: the kubelet of 1.35 and later refuses it
+        "listening": ["22/tcp", "80/tcp", "10250/tcp"],  # its own server; another service
+        "containerd": {"containerd": {"installed": "1.7.28-0ubuntu1"}},  # 1.x: fine here
+    }
+    assert preflight.node_problems(ctx.node, ctx.settings, facts) == []
+    worker = context(cluster(kubernetes_version="1.36.1"), "w1")
+    assert len(preflight.node_problems(worker.node, worker.settings, facts)) == 3
