@@ -425,3 +425,16 @@ def test_preflight_asks_the_kuboard_only_host_for_no_kubernetes_requirement():
     assert preflight.node_problems(ctx.node, ctx.settings, facts) == []
     worker = context(cluster(kubernetes_version="1.36.1"), "w1")
     assert len(preflight.node_problems(worker.node, worker.settings, facts)) == 3
+
+
+@pytest.mark.parametrize("token, printed", [("", True), (TOKEN, False)])
+def test_a_ready_cluster_prints_the_import_steps_until_it_is_imported(token, printed):
+    from deploys.addons.ready import wait_for_cluster
+
+    run = harness.run(wait_for_cluster, cluster=cluster(kuboard_agent_token=token),
+                      os="debian-12", converged=True)  # fmt: skip
+    # Waited only for the cluster's nodes, not for the Kuboard host.
+    assert run.op("cp1", "cluster: wait until ready").commands == []
+    assert ("cluster: print summary" in run.changed("cp1")) is printed
+    assert ("this cluster is not imported yet" in run.log) is printed
+    assert "kb1  " not in run.log  # not listed as a node
