@@ -277,7 +277,7 @@ def roll(
     states = host.inventory.get_host(first).get_fact(NodeStates) or {}
     left = bool(states.get(ctx.node.name, {}).get("drain"))
     s = ctx.settings
-    for group in host.loop(batches(ctx.nodes, batch)):
+    for group in host.loop(batches(ctx.members, batch)):
         if ctx.node.name not in group or not (pending or left):
             continue
         roll_node(
@@ -288,7 +288,7 @@ def roll(
             batch=list(group),
             commands=touch() if pending else [],
             drain=pending,
-            alone=len(ctx.nodes) == 1,
+            alone=len(ctx.members) == 1,
             version=version,
             drain_timeout=s.drain_timeout,
             ready_timeout=s.ready_timeout,
