@@ -5,9 +5,10 @@ the control plane.
 What is real: the server's image pulled by containerd's own ctr through the docker.io
 mirror of registry_mirrors (the lab's registry serves a small image under the default
 image's name), the unit and its script, the root-only data and config directories, systemd
-(enabled, started, restarted once for a changed port), the initial password file used on
-the first start only and removed, a second run that changes nothing; and curl fetching the
-agent manifest from the stand-in Kuboard server over https with a self-signed certificate.
+(enabled, started, restarted once for a changed port, started again after a power cycle),
+the initial password file used on the first start only and removed, a second run that
+changes nothing; and curl fetching the agent manifest from the stand-in Kuboard server over
+https with a self-signed certificate.
 
 What the lab cannot run: the container. runc cannot start containers in the lab's nodes,
 so `ctr run` is a stand-in there (tests/lab/stand_in_ctr.py, a test double that diverts
@@ -31,7 +32,7 @@ from deploys import kuboard
 from deploys.addons import kuboard as agent
 from deploys.context import NodeContext
 from deploys.settings import load_cluster
-from tests.lab import config, registry
+from tests.lab import config, host, registry
 from tests.lab.fixture import LAB_NODES
 from tests.lab.runs import Run, pyinfra
 
@@ -201,3 +202,19 @@ def test_kuboard_tls_verify_false_fetches_it_with_a_warning(lab, fetches):
     assert kinds.count("Deployment") == 2
     config_text = lab.ssh(CONTROL_PLANE, f"cat {agent.FETCH_CONFIG}").stdout
     assert "insecure" in config_text.splitlines()
+
+
+def test_the_server_comes_back_after_a_power_cycle(lab, runs):
+    lab.restart(SERVER)
+    address = lab.node(SERVER).address
+    answered = host.wait_until(lambda: _answers(f"http://{address}:8080/"), 60)
+    assert answered, lab.ssh(SERVER, "systemctl status kuboard.service", check=False).stdout
+    assert lab.ssh(SERVER, "systemctl is-active kuboard.service").stdout.strip() == "active"
+
+
+def _answers(url: str) -> bool:
+    try:
+        with _DIRECT.open(url, timeout=5) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
