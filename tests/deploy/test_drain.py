@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from pyinfra import host
 from pyinfra.api import StringCommand, deploy
 
@@ -234,8 +235,19 @@ def test_a_node_left_drained_after_its_touch_is_only_uncordoned():
     assert not api.cordoned and not api.drained
 
 
-def test_a_single_node_is_never_drained():
+KUBOARD_HOST = {"name": "kb1", "address": "10.0.0.5", "roles": ["kuboard"]}
+
+
+@pytest.mark.parametrize(
+    "cluster",
+    [
+        SINGLE,
+        {"hosts": [*SINGLE["hosts"], KUBOARD_HOST], "settings": {"kuboard_cluster_name": "a"}},
+    ],
+    ids=["alone", "beside-a-kuboard-host"],
+)
+def test_a_single_node_is_never_drained(cluster):
     api = Api(["cp1"])
-    result = rolled(SINGLE, api, pending=("cp1",))
+    result = rolled(cluster, api, pending=("cp1",))
     assert result.op("cp1", "kubernetes: roll node").commands == [RESTART, "call _finish"]
     assert api.calls == ["restart", "ready cp1"]

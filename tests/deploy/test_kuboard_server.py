@@ -438,12 +438,3 @@ def test_a_ready_cluster_prints_the_import_steps_until_it_is_imported(token, pri
     assert ("cluster: print summary" in run.changed("cp1")) is printed
     assert ("this cluster is not imported yet" in run.log) is printed
     assert "kb1  " not in run.log  # not listed as a node
-
-
-def test_the_kuboard_host_is_not_rolled_with_the_nodes():
-    from deploys.kubernetes import drain
-
-    doc = cluster()
-    doc["hosts"] = [doc["hosts"][0], doc["hosts"][-1]]  # cp1 and kb1: a single-node cluster
-    ctx = context(doc, "cp1")
-    assert drain.batches(ctx.members) == [("cp1",)]
