@@ -302,6 +302,19 @@ class Settings:
         """Seconds each wait at the end of a run may take: every node Ready, the kube-system
         and flannel pods Running, the Kuboard agent available after it was applied.""",
     )
+    upgrade_batch: int = setting(
+        1,
+        CLUSTER,
+        """Workers drained and upgraded at once when kubernetes_version changes on a running
+        cluster (control planes always go one at a time).""",
+    )
+    upgrade_path: list = setting(
+        [],
+        CLUSTER,
+        """Releases to go through when kubernetes_version is more than one minor ahead of
+        the cluster, one per minor (kubeadm skips none), e.g. ["1.34.3"]; a minor not
+        listed goes through the newest patch its repository lists.""",
+    )
     drain_timeout: int = setting(
         300,
         CLUSTER,
@@ -778,6 +791,9 @@ def _check_values(path: str, where: str, values: dict) -> None:
         isinstance(t, str) and _NTP_SERVER.fullmatch(t) for t in s.time_servers
     ):
         raise fail("time_servers", "expected a non-empty list of host names or IP addresses")
+    if s.upgrade_batch <= 0:
+        raise fail("upgrade_batch", f"{s.upgrade_batch} is not a positive number of nodes")
+    _check_upgrade_path(path, where, s)
     for key in ("ready_timeout", "drain_timeout"):
         if getattr(s, key) <= 0:
             raise fail(key, f"{getattr(s, key)} is not a positive number of seconds")
@@ -812,6 +828,17 @@ def _check_scheduler(path: str, where: str, s: Settings) -> None:
     if found:
         raise ClusterError(
             *(f"{path}: {where}: scheduler: {p}" for p in found), setting="scheduler"
+        )
+
+
+def _check_upgrade_path(path: str, where: str, s: Settings) -> None:
+    """Versions, one per minor, each below kubernetes_version's minor."""
+    from deploys.kubernetes.upgrade import path_problems
+
+    found = path_problems(s.upgrade_path, s.kubernetes_version)
+    if found:
+        raise ClusterError(
+            *(f"{path}: {where}: upgrade_path: {p}" for p in found), setting="upgrade_path"
         )
 
 

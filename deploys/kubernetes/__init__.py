@@ -1,4 +1,5 @@
-"""Kubernetes: packages, kubeadm configuration and bootstrap (init, joins, kubeconfig).
+"""Kubernetes: packages, kubeadm configuration, bootstrap (init, joins, kubeconfig) and
+upgrades of a running cluster (deploys/kubernetes/upgrade.py).
 
 Every node runs the same operations in the same order, each deciding from the node's own
 state whether it has anything to do. That keeps the cross-node order the bootstrap needs —
@@ -12,6 +13,7 @@ from pyinfra.api import deploy
 from deploys.context import NodeContext
 from deploys.kubernetes import kubeadm_config, packages
 from deploys.kubernetes.bootstrap import bootstrap_node, in_cluster
+from deploys.kubernetes.upgrade import upgrade_cluster
 
 __all__ = ["converge", "rendered_files"]
 
@@ -33,3 +35,4 @@ def converge():
     packages.install_packages(ctx, in_cluster=member)
     kubeadm_config.write_configuration(ctx)
     bootstrap_node(ctx, pending=not member)
+    upgrade_cluster(ctx, member)

@@ -2,9 +2,9 @@
 
 The repository (pkgs.k8s.io, or a mirror of it) has one apt source per minor, signed by a
 key kept as a `signed-by` keyring; the packages are pinned to the inventory's exact release
-and held, so `apt upgrade` never moves them. A node that is already in the cluster is never
-upgraded or downgraded by a changed inventory: that is `kubeadm upgrade`'s job, and the run
-stops with a message saying so.
+and held, so `apt upgrade` never moves them. A node that is already in the cluster keeps its
+packages here: a changed kubernetes_version is an upgrade (deploys/kubernetes/upgrade.py),
+which moves kubeadm, then the kubelet and kubectl, in kubeadm's order.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 
 from pyinfra import host
-from pyinfra.api import OperationError
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
@@ -43,21 +42,6 @@ def package_version(settings: Settings) -> str:
     return f"{settings.kubernetes_version}-{settings.kubernetes_package_revision}"
 
 
-def upgrade_refusal(node: str, installed: dict[str, list[str]], wanted: str) -> str | None:
-    """Why a node that is in the cluster must keep its installed packages; None when they
-    already are the pinned version (or not installed, which kubeadm would not allow)."""
-    other = {p: installed[p] for p in PACKAGES if p in installed and wanted not in installed[p]}
-    if not other:
-        return None
-    found = ", ".join(f"{p} {'/'.join(v)}" for p, v in other.items())
-    return (
-        f"{node} is in the cluster with {found}, but the inventory pins {wanted}. This "
-        "deploy installs Kubernetes on nodes that are not in the cluster yet and never "
-        "upgrades or downgrades one that is: upgrade with `kubeadm upgrade` (control planes "
-        "first, one node at a time), then set kubernetes_version to the release installed."
-    )
-
-
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} of the files this module writes: the apt source."""
     return {SOURCE: apt_source(ctx.settings)}
@@ -71,9 +55,6 @@ def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
     s = ctx.settings
     wanted = package_version(s)
     installed = {p: v for p, v in host.get_fact(apt.InstalledPackages).items() if p in PACKAGES}
-    refusal = upgrade_refusal(ctx.node.name, installed, wanted) if in_cluster else None
-    if refusal:
-        raise OperationError(refusal)
     apt.add_key(
         name="kubernetes: install apt keyring", src=f"{apt_url(s)}Release.key", dest=KEYRING
     )
@@ -85,10 +66,11 @@ def install_packages(ctx: NodeContext, in_cluster: bool) -> None:
         group="root",
         mode="644",
     )
-    missing = any(wanted not in installed.get(p, []) for p in PACKAGES)
+    missing = not in_cluster and any(wanted not in installed.get(p, []) for p in PACKAGES)
     apt.install(
         name="kubernetes: install kubeadm, kubelet and kubectl",
-        packages=[apt.spec(p, wanted) for p in PACKAGES],
+        # A node in the cluster is upgraded by deploys/kubernetes/upgrade.py, in order.
+        packages=[] if in_cluster else [apt.spec(p, wanted) for p in PACKAGES],
         update=missing,
         # A node not in the cluster yet may hold another release from an earlier run.
         allow_downgrades=True,

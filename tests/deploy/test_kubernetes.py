@@ -11,7 +11,6 @@ plane's credential files, and what kubeadm prints when init fails).
 from __future__ import annotations
 
 import hashlib
-import re
 
 import pytest
 import yaml
@@ -467,15 +466,6 @@ def test_sandbox_image_mismatch_stops_before_init():
     assert failed.name == "kubeadm: check sandbox image"
     assert message in failed.error
     assert "kubeadm: initialize cluster" not in result.op_names("cp1")
-
-
-@pytest.mark.parametrize("installed", ["1.35.8-1.1", "1.36.1-1.1"])
-def test_a_node_in_the_cluster_is_never_upgraded(installed):
-    facts = {
-        "deb.DebPackages": {p: [installed] for p in ("kubeadm", "kubelet", "kubectl")},
-    }
-    with pytest.raises(OperationError, match=f"kubelet {re.escape(installed)}.*kubeadm upgrade"):
-        run(converged=True, host_facts={"w2": facts})
 
 
 def test_a_node_not_in_the_cluster_gets_the_pinned_release():
