@@ -1004,9 +1004,108 @@ class Kubeadm:
             ],
         }
 
+    def upgrade_policy(self, cluster_version: str, wanted: str) -> None:
+        """kubeadm's EnforceVersionPolicies (cmd/kubeadm/app/phases/upgrade/policy.go): one
+        minor at a time, never past kubeadm's own minor; minor downgrades refused."""
+        new, now_, mine = (version_tuple(v) for v in (wanted, cluster_version, self.version))
+        errors = []
+        if new[1] > now_[1] + 1:
+            errors.append(
+                f'Specified version to upgrade to "{wanted}" is too high; kubeadm can upgrade '
+                "only 1 minor version at a time"
+            )
+        if new[1] < now_[1] - 1:
+            errors.append(
+                f'Specified version to downgrade to "{wanted}" is too low; kubeadm can '
+                "downgrade only 1 minor version at a time"
+            )
+        if new[1] > mine[1]:
+            errors.append(
+                f'Specified version to upgrade to "{wanted}" is at least one minor release '
+                f"higher than the kubeadm minor release ({new[1]} > {mine[1]}). Such an "
+                "upgrade is not supported"
+            )
+        if errors:
+            raise Failure(
+                "[upgrade/version] FATAL: the --version argument is invalid due to these fatal "
+                "errors:\n\n"
+                + "".join(f"\t- {e}\n" for e in errors)
+                + "\nPlease fix the misalignments highlighted above and try upgrading again\n"
+                + STACK_HINT
+            )
+
+    def _manifests(self, cluster: dict, node: dict) -> dict:
+        """This control plane's static pod manifests at the cluster's version."""
+        server = f"https://{cluster['endpoint']}"
+        files = _control_plane_files(cluster, cluster["ca"], server, node.get("address", ""))
+        return {p: v for p, v in files.items() if p.startswith("/etc/kubernetes/manifests/")}
+
+    def upgrade(self) -> dict:
+        """kubeadm upgrade plan|apply|node, the version of the control plane moving with
+        `apply` only (kubeadm-upgrade docs: apply on the first control plane, node on the
+        others and on workers, which rewrites the kubelet configuration)."""
+        action = [a for a in self.argv if not a.startswith("-")][1:2]
+        cluster = self.require_admin() if action != ["node"] else self.plane.cluster()
+        words = [a for a in self.argv if not a.startswith("-")][2:]
+        wanted = words[0] if words else f"v{self.version}"
+        name = self.request["node"]
+        node = self.plane.state["nodes"].get(name, {})
+        control_plane = "control-plane" in node.get("roles", [])
+        if action == ["plan"]:
+            self.upgrade_policy(cluster["version"], wanted)
+            return {
+                "stdout": "[preflight] Running pre-flight checks.\n"
+                "[upgrade] Fetching available versions to upgrade to\n"
+                f"[upgrade/versions] Cluster version: {cluster['version']}\n"
+                f"[upgrade/versions] kubeadm version: v{self.version}\n"
+                "Upgrade to the latest version in the stable series:\n\n"
+                "COMPONENT                 NODE      CURRENT   TARGET\n"
+                f"kube-apiserver            {name}   {cluster['version']}   {wanted}\n\n"
+                f"You can now apply the upgrade by executing the following command:\n\n"
+                f"\tkubeadm upgrade apply {wanted}\n"
+            }
+        if action == ["apply"]:
+            if not control_plane:
+                raise Failure("stand-in kubeadm: upgrade apply runs on a control plane\n")
+            self.upgrade_policy(cluster["version"], wanted)
+            cluster["version"] = wanted
+            node["upgraded"] = wanted
+            self.plane.save()
+            return {
+                "stdout": "[upgrade/version] You have chosen to change the cluster version to "
+                f'"{wanted}"\n'
+                '[upgrade/staticpods] Writing new Static Pod manifests to "/etc/kubernetes/tmp"\n'
+                f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "{wanted}". Enjoy!\n',
+                "writes": self._manifests(cluster, node),
+            }
+        if action == ["node"]:
+            if version_tuple(cluster["version"])[:2] > version_tuple(self.version)[:2]:
+                raise Failure(
+                    f"stand-in kubeadm: the cluster runs {cluster['version']}, newer than this "
+                    f"kubeadm v{self.version}: upgrade kubeadm first\n"
+                )
+            writes = {"/var/lib/kubelet/config.yaml": ("644", cluster["kubelet_config"])}
+            if control_plane:
+                writes.update(self._manifests(cluster, node))
+                node["upgraded"] = cluster["version"]
+                self.plane.save()
+            return {
+                "stdout": "[upgrade] Reading configuration from the cluster...\n"
+                + (
+                    "[upgrade] Upgrading your Static Pod-hosted control plane instance\n"
+                    if control_plane
+                    else ""
+                )
+                + "[upgrade] The configuration for this node was successfully updated!\n",
+                "writes": writes,
+            }
+        raise Failure(f'unknown command "{" ".join(action)}" for "kubeadm upgrade"\n')
+
     def run(self) -> dict:
         argv = self.argv
         words = [a for a in argv if not a.startswith("-")]
+        if words[:1] == ["upgrade"]:
+            return self.upgrade()
         if words[:1] == ["init"] and words[1:3] == ["phase", "upload-certs"]:
             return self.upload_certs()
         if words[:1] == ["init"]:

@@ -6,6 +6,7 @@ fails joins the way kubeadm does."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -74,10 +75,11 @@ class Cluster:
         self.ctx = contexts(doc)
         self.written: dict[str, dict] = {}
 
-    def init(self, name: str = "cp1") -> dict:
+    def init(self, name: str = "cp1", version: str = "1.35.9") -> dict:
         text = kubeadm_config.init_file(self.ctx[name])
         argv = ["init", "--config", kubeadm_config.INIT_CONFIG, "--skip-token-print"]
-        answer = call(self.plane, "kubeadm", name, argv, {kubeadm_config.INIT_CONFIG: text})
+        files = {kubeadm_config.INIT_CONFIG: text}
+        answer = call(self.plane, "kubeadm", name, argv, files, version=version)
         self.written[name] = answer.get("writes", {})
         return answer
 
@@ -106,7 +108,9 @@ class Cluster:
             text += upload["stdout"]
         return bootstrap.parse_credentials(text, control_plane)
 
-    def join(self, name: str, credentials=None, exists=None, kubelet_running=False) -> dict:
+    def join(
+        self, name: str, credentials=None, exists=None, kubelet_running=False, version="1.35.9"
+    ) -> dict:
         ctx = self.ctx[name]
         credentials = credentials or self.credentials(ctx.node.is_control_plane)
         text = kubeadm_config.join_file(ctx, credentials)
@@ -118,6 +122,7 @@ class Cluster:
             {kubeadm_config.JOIN_CONFIG: text},
             exists,
             kubelet_running=kubelet_running,
+            version=version,
         )
         self.written[name] = answer.get("writes", {})
         return answer
@@ -422,3 +427,36 @@ def test_annotations_and_a_wait_for_the_kubelet_version(built):
     assert met["stdout"] == "node/w1 condition met\n"
     other = built.kubectl("wait", f"{path}=v1.36.0", "node/w1", "--timeout=0s")
     assert other["exit"] == 1 and "timed out" in other["stderr"]
+
+
+def test_kubeadm_upgrade_goes_one_minor_at_a_time_like_kubeadm():
+    from deploys.kubernetes.upgrade import ControlPlaneVersion
+
+    doc = cluster_doc(workers=1)
+    doc["settings"]["kubernetes_version"] = "1.33.7"
+    cluster = Cluster(doc)
+    assert cluster.init(version="1.33.7")["exit"] == 0
+    assert cluster.join("w1", version="1.33.7")["exit"] == 0
+    admin = {"/etc/kubernetes/admin.conf": True}
+
+    def kubeadm(node, *argv, version):
+        return call(cluster.plane, "kubeadm", node, list(argv), exists=admin, version=version)
+
+    skipped = kubeadm("cp1", "upgrade", "plan", "v1.35.9", version="1.35.9")
+    assert skipped["exit"] == 1
+    assert "kubeadm can upgrade only 1 minor version at a time" in skipped["stderr"]
+    ahead = kubeadm("cp1", "upgrade", "apply", "-y", "v1.34.3", version="1.33.7")
+    assert "higher than the kubeadm minor release (34 > 33)" in ahead["stderr"]
+    planned = kubeadm("cp1", "upgrade", "plan", "v1.34.3", version="1.34.3")
+    assert "kubeadm upgrade apply v1.34.3" in planned["stdout"]
+    applied = kubeadm("cp1", "upgrade", "apply", "-y", "v1.34.3", version="1.34.3")
+    assert 'SUCCESS! Your cluster was upgraded to "v1.34.3"' in applied["stdout"]
+    _, manifest = applied["writes"]["/etc/kubernetes/manifests/kube-apiserver.yaml"]
+    grep = re.findall(r"kube-apiserver:v[0-9][0-9.]*", manifest)  # the fact's command
+    assert ControlPlaneVersion().process(grep[:1]) == "1.34.3"
+    assert cluster.plane.state["cluster"]["version"] == "v1.34.3"
+    old = kubeadm("w1", "upgrade", "node", version="1.33.7")
+    assert old["exit"] == 1 and "upgrade kubeadm first" in old["stderr"]
+    node = kubeadm("w1", "upgrade", "node", version="1.34.3")
+    assert node["exit"] == 0 and "/var/lib/kubelet/config.yaml" in node["writes"]
+    assert not any("manifests" in path for path in node["writes"])  # a worker
