@@ -35,6 +35,10 @@ from pathlib import Path
 from deploys import versions
 
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
+# kubeadm depends on cri-tools (crictl), as the real package does; its stand-in answers what
+# the upgrade's etcd snapshot asks (tests/lab/stand_in_tools.py, crictl()).
+CRI_TOOLS = "cri-tools"
+PROGRAMS = {CRI_TOOLS: "crictl"}
 KEY_USER_ID = "Stand-in Kubernetes apt repository (test double) <stand-in@example.invalid>"
 CONTROL_PLANE_IMAGES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy")
 TOOLS_SOURCE = Path(__file__).with_name("stand_in_tools.py")
@@ -135,8 +139,8 @@ def build_package(
     tree = out_dir / f"{name}-{version}-tree"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "usr" / "bin").mkdir(parents=True)
-    program = tree / "usr" / "bin" / name
-    program.write_text(script(name, kubernetes_version, control_plane_url))
+    program = tree / "usr" / "bin" / PROGRAMS.get(name, name)
+    program.write_text(script(PROGRAMS.get(name, name), kubernetes_version, control_plane_url))
     program.chmod(0o755)
     if name == "kubelet":
         # Like the real package: the static pod directory (so /etc/kubernetes exists too).
@@ -153,7 +157,7 @@ def build_package(
         f"Version: {version}\n"
         "Architecture: all\n"
         "Maintainer: pyinfra-kubeadm lab <stand-in@example.invalid>\n"
-        "Depends: python3\n"
+        f"Depends: python3{', ' + CRI_TOOLS if name == 'kubeadm' else ''}\n"
         "Section: admin\n"
         "Priority: optional\n"
         f"Description: stand-in {name} (test double), not Kubernetes\n"
@@ -207,6 +211,12 @@ def build_repository(
                 build_dir, name, release, f"{release}-{revision}", control_plane_url
             )
             deb.rename(deb_dir / deb.name)
+        minor = ".".join(release.split(".")[:2])
+        cri_tools = deb_dir / f"{CRI_TOOLS}_{minor}.0-{revision}_all.deb"
+        if not cri_tools.exists():  # one per minor, as pkgs.k8s.io publishes it
+            build_package(
+                build_dir, CRI_TOOLS, release, f"{minor}.0-{revision}", control_plane_url
+            ).rename(cri_tools)
     with tempfile.TemporaryDirectory(prefix="stand-in-gnupg-") as home:
         gnupg = Path(home)
         try:

@@ -195,8 +195,29 @@ def images(argv):
     return names + [f"{repository}/pause:{PAUSE_TAG}"]
 
 
+def crictl(argv):
+    """The stand-in crictl (cri-tools, which kubeadm depends on): the etcd container of a
+    control plane (its static pod manifest exists) and `exec ID etcdctl ... snapshot save
+    PATH`, which writes a placeholder snapshot there; nothing else."""
+    words = [a for a in argv if not a.startswith("-")]
+    if words[:1] == ["ps"]:
+        running = os.path.exists("/etc/kubernetes/manifests/etcd.yaml")
+        return ("stand-in-etcd\n" if running else ""), 0
+    if words[:1] == ["exec"] and "etcdctl" in words and words[-3:-1] == ["snapshot", "save"]:
+        if words[1] != "stand-in-etcd":
+            sys.stderr.write(f'container "{words[1]}" not found\n')
+            return "", 1
+        with open(words[-1], "w") as handle:
+            handle.write(f"stand-in etcd snapshot (test double) of {socket.gethostname()}\n")
+        return f"Snapshot saved at {words[-1]}\n", 0
+    sys.stderr.write(f"stand-in crictl: {' '.join(words[:2])!r} is not implemented\n")
+    return "", 1
+
+
 def local(argv):
     """What the tool answers without the control plane; None: ask the control plane."""
+    if TOOL == "crictl":
+        return crictl(argv)
     words = [a for a in argv if not a.startswith("-")]
     if argv[:1] in (["version"], ["--version"]):
         if TOOL == "kubelet" and argv[0] == "--version":

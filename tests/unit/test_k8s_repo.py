@@ -224,3 +224,22 @@ def test_secrets_are_redacted_from_the_calls_log(argv, logged):
     from tests.lab import stand_in_tools
 
     assert stand_in_tools.redact(argv) == logged
+
+
+def test_kubeadm_depends_on_the_stand_in_cri_tools(repo):
+    stanzas = (repo.deb_dir / "Packages").read_text().split("\n\n")
+    (kubeadm,) = [s for s in stanzas if s.startswith("Package: kubeadm\n")]
+    assert "\nDepends: python3, cri-tools\n" in kubeadm
+    minor = ".".join(VERSION.split(".")[:2])
+    assert any("Package: cri-tools\n" in s and f"Version: {minor}.0-" in s for s in stanzas)
+
+
+def test_the_stand_in_crictl_saves_an_etcd_snapshot(unpacked, tmp_path):
+    crictl = unpacked / "usr/bin/crictl"
+    target = tmp_path / "snap.db"
+    etcdctl = ["etcdctl", "--endpoints=https://127.0.0.1:2379", "snapshot", "save", target]
+    saved = run(crictl, "exec", "stand-in-etcd", *etcdctl)
+    assert saved.returncode == 0 and f"Snapshot saved at {target}" in saved.stdout
+    assert "stand-in etcd snapshot" in target.read_text()
+    assert run(crictl, "exec", "other", *etcdctl).returncode == 1
+    assert run(crictl, "images").returncode == 1
