@@ -23,8 +23,9 @@ VALUED_OPTIONS = {"--kubeconfig", "-n", "--namespace", "-o", "--output", "--file
 FORGET = (
     "command -v kubeadm >/dev/null && kubeadm reset -f >/dev/null 2>&1;"
     " apt-mark unhold kubeadm kubelet kubectl >/dev/null 2>&1;"
-    " apt-get purge -y -q kubeadm kubelet kubectl >/dev/null 2>&1;"
+    " apt-get purge -y -q kubeadm kubelet kubectl cri-tools >/dev/null 2>&1;"
     " rm -rf /etc/kubernetes /var/lib/kubelet /root/.kube /var/log/pyinfra-kubeadm-stand-in"
+    " /var/lib/etcd /var/lib/pyinfra-kubeadm"
     " /etc/apt/sources.list.d/kubernetes.list /etc/apt/keyrings/kubernetes-apt-keyring.gpg"
 )
 

@@ -207,6 +207,7 @@ def crictl(argv):
         if words[1] != "stand-in-etcd":
             sys.stderr.write(f'container "{words[1]}" not found\n')
             return "", 1
+        os.makedirs(os.path.dirname(words[-1]), mode=0o700, exist_ok=True)  # etcd's mount
         with open(words[-1], "w") as handle:
             handle.write(f"stand-in etcd snapshot (test double) of {socket.gethostname()}\n")
         return f"Snapshot saved at {words[-1]}\n", 0
