@@ -200,10 +200,11 @@ class RepositoryVersions(FactBase):
 
 
 def kubeadm_commands(step: Step, source: str, source_path: str) -> list[StringCommand]:
-    """Install the step's kubeadm from its minor's repository: the apt source, an index
+    """Install the step's kubeadm from its minor's repository: the apt source (`source`,
+    byte for byte what "kubernetes: write apt source" writes for that minor), an index
     update, unhold, pinned install, hold."""
     return [
-        StringCommand("printf '%s\\n'", QuoteString(source), ">", QuoteString(source_path)),
+        StringCommand("printf '%s'", QuoteString(source), ">", QuoteString(source_path)),
         StringCommand("apt-get update -qq"),
         StringCommand("apt-mark unhold kubeadm"),
         StringCommand(

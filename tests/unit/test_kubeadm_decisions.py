@@ -82,32 +82,6 @@ def test_package_version(version, revision, pinned):
 
 
 @pytest.mark.parametrize(
-    "installed",
-    [
-        {},  # nothing installed (kubeadm would not have let it join; nothing to keep)
-        {"kubeadm": ["1.35.9-1.1"], "kubelet": ["1.35.9-1.1"], "kubectl": ["1.35.9-1.1"]},
-        {"kubelet": ["1.35.9-1.1"]},
-    ],
-)
-def test_no_refusal_when_the_pinned_version_is_installed(installed):
-    assert packages.upgrade_refusal("w1", installed, "1.35.9-1.1") is None
-
-
-@pytest.mark.parametrize(
-    ("installed", "named"),
-    [
-        ({"kubelet": ["1.35.8-1.1"]}, "kubelet 1.35.8-1.1"),
-        ({"kubeadm": ["1.34.2-1.1"], "kubelet": ["1.35.9-1.1"]}, "kubeadm 1.34.2-1.1"),
-        ({"kubectl": ["1.36.0-1.1"]}, "kubectl 1.36.0-1.1"),
-    ],
-)
-def test_refusal_names_the_installed_versions(installed, named):
-    message = packages.upgrade_refusal("w1", installed, "1.35.9-1.1")
-    assert message.startswith(f"w1 is in the cluster with {named}")
-    assert "kubeadm upgrade" in message
-
-
-@pytest.mark.parametrize(
     ("output", "names"),
     [
         (None, set()),

@@ -133,3 +133,15 @@ def test_the_etcd_snapshot_is_root_only_and_keeps_three():
     assert command.startswith(f"install -d -m 700 {upgrade.SNAPSHOT_DIR} && crictl exec")
     assert "etcdctl --endpoints=https://127.0.0.1:2379" in command
     assert "chmod 600" in command and "tail -n +4 | xargs -r rm -f" in command
+
+
+def test_a_steps_apt_source_is_written_byte_for_byte(tmp_path):
+    """The step rewrites the apt source the packages module writes: the same bytes, or the
+    next run would see it changed."""
+    import subprocess
+
+    source = "deb [signed-by=/etc/apt/keyrings/k.gpg] http://repo/v1.34/deb/ /\n"
+    path = tmp_path / "kubernetes.list"
+    command = upgrade.kubeadm_commands(Step("1.34.3", "1.34.3-1.1"), source, str(path))[0]
+    subprocess.run(command.get_raw_value(), shell=True, check=True)
+    assert path.read_text() == source
