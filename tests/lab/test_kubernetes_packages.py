@@ -55,7 +55,7 @@ def forget_stand_in(lab) -> None:
         lab.ssh(
             name,
             f"apt-mark unhold {' '.join(PACKAGES)} >/dev/null 2>&1;"
-            f" apt-get purge -y -q {' '.join(PACKAGES)} >/dev/null 2>&1;"
+            f" apt-get purge -y -q {' '.join(PACKAGES)} {k8s_repo.CRI_TOOLS} >/dev/null 2>&1;"
             f" rm -f {SOURCE} {KEYRING} {DIRECT_CONF} {INIT_CONFIG} {SCHEDULER_CONFIG}",
             check=False,
         )
