@@ -26,6 +26,15 @@ policy lets a kubelet be up to three minors older than the API server (kubernete
 releases/version-skew-policy, from 1.28), so a walk of up to three minors never breaks
 it; a longer walk is refused.
 
+What the new release needs of the nodes follows in the same run, before these steps: the
+runtime concern renders containerd's sandbox image with the new minor's pause tag
+(versions.PAUSE_TAGS; the guard unit with it), and kubeadm's files on disk are rendered for
+the new release (its kubeadm.k8s.io API version included). The cluster's own stored
+configuration (the kubeadm-config ConfigMap) is kubeadm's: each `kubeadm upgrade apply`
+reads its predecessor's and stores it in its own API version, which is why one minor at a
+time keeps it readable. containerd 1.x under 1.36 or later is refused by preflight, on
+every host before any change, as for a new cluster.
+
 Before the first `kubeadm upgrade apply` an etcd snapshot is saved on the first control
 plane with the etcdctl of the running etcd container, in a root-only directory that keeps
 the last three.

@@ -184,3 +184,20 @@ def test_to_136_with_containerd_1_is_refused_by_preflight():
     settings = Settings(kubernetes_version="1.36.0")
     found = _containerd_problems("w1", settings, {"containerd": {"installed": "1.7.24-1"}})
     assert found and "needs containerd 2.x" in found[0]
+
+
+def test_the_runtime_and_kubeadms_files_follow_the_new_release():
+    """Changing kubernetes_version on converged nodes rewrites containerd's sandbox image
+    (the new minor's pause tag), its guard unit's script and kubeadm's files."""
+    from deploys import runtime
+
+    doc = {**harness.DEFAULT_CLUSTER, "settings": {"kubernetes_version": "1.36.0"}}
+    result = harness.run(runtime.converge, os="ubuntu-24.04", cluster=doc)
+    written = result.written("w1")
+    config = next(text for path, text in written.items() if path.endswith("config.toml"))
+    assert "registry.k8s.io/pause:3.10.2" in config
+    guard = written["/usr/local/sbin/containerd-sandbox-image"]
+    assert "pause:3.10.2" in guard
+    upgraded_files = harness.run(kubernetes.converge, os="ubuntu-24.04", cluster=doc)
+    init = upgraded_files.uploads["cp1"]["/etc/kubernetes/kubeadm-init.yaml"]
+    assert "kubernetesVersion: v1.36.0" in init
