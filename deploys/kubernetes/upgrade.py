@@ -42,6 +42,7 @@ the last three.
 
 from __future__ import annotations
 
+import datetime
 import re
 from dataclasses import dataclass
 
@@ -155,13 +156,16 @@ def path_problems(upgrade_path: list, target: str) -> list[str]:
     return problems
 
 
-def lines(current: str, steps: tuple[Step, ...], first: str, others, rolled) -> list[str]:
+def lines(
+    current: str, steps: tuple[Step, ...], first: str, others, rolled, snapshot: str = ""
+) -> list[str]:
     """The plan as printed before the upgrade starts (and by --dry): every step, every
-    node in order."""
+    node in order; `snapshot`: the etcd snapshot's path, if one is taken."""
     if not steps:
         return []
     out = [f"upgrade plan: Kubernetes {current} -> {steps[-1].version}"]
-    out.append(f"  etcd snapshot on {first} in {SNAPSHOT_DIR} (the last {SNAPSHOTS_KEPT} kept)")
+    if snapshot:
+        out.append(f"  etcd snapshot on {first}: {snapshot} (the last {SNAPSHOTS_KEPT} kept)")
     for step in steps:
         out.append(f"  {step.version}: kubeadm {step.package}; on {first} kubeadm upgrade apply")
         for name in others:
@@ -252,12 +256,16 @@ def kubelet_commands(package: str) -> list[StringCommand]:
     ]
 
 
-def snapshot_command(version: str) -> StringCommand:
+def snapshot_path(version: str, moment: datetime.datetime) -> str:
+    """Where the snapshot taken before upgrading to `version` at `moment` (UTC) goes."""
+    return f"{SNAPSHOT_DIR}/etcd-before-v{version}-{moment:%Y%m%dT%H%M%SZ}.db"
+
+
+def snapshot_command(path: str) -> StringCommand:
     """An etcd snapshot with the etcdctl of the running etcd container (its data directory
     /var/lib/etcd is mounted from the host), moved into the root-only SNAPSHOT_DIR, the
     oldest beyond the last SNAPSHOTS_KEPT removed. The certificates are kubeadm's etcd
     server pair, as its etcd static pod uses them."""
-    name = f"etcd-before-v{version}-$(date -u +%Y%m%dT%H%M%SZ).db"
     inside = "/var/lib/etcd/pyinfra-kubeadm-snapshot.db"
     etcdctl = (
         "etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
@@ -267,7 +275,7 @@ def snapshot_command(version: str) -> StringCommand:
     return StringCommand(
         f"install -d -m 700 {SNAPSHOT_DIR}",
         f"&& crictl exec \"$(crictl ps --name '^etcd$' -q | head -n1)\" {etcdctl}",
-        f"&& mv {inside} {SNAPSHOT_DIR}/{name} && chmod 600 {SNAPSHOT_DIR}/{name}",
+        f"&& mv {inside} {path} && chmod 600 {path}",
         f"&& ls -1t {SNAPSHOT_DIR}/*.db | tail -n +{SNAPSHOTS_KEPT + 1} | xargs -r rm -f",
     )
 
@@ -286,7 +294,7 @@ def upgrade_cluster(ctx, member: bool) -> None:
     it in the same place: the serial steps on the control planes, then drain.roll."""
     from pyinfra import host
     from pyinfra.api import OperationError
-    from pyinfra.operations import server
+    from pyinfra.operations import python, server
 
     from deploys.kubernetes import drain, packages
 
@@ -330,17 +338,24 @@ def upgrade_cluster(ctx, member: bool) -> None:
         or bool(reported and reported != f"v{target}")
     )
     order = drain.batches(ctx.nodes, s.upgrade_batch)
+    snapshot = ""
+    if ctx.is_first_control_plane and key(at[first] or target) < key(target):
+        snapshot = snapshot_path(target, datetime.datetime.now(datetime.UTC))
     if ctx.is_first_control_plane and (steps or pending):
         others = [n.name for n in ctx.control_planes if n.name != first]
-        for line in lines(current, steps or (Step(target, wanted),), first, others, order):
+        planned = steps or (Step(target, wanted),)
+        for line in lines(current, planned, first, others, order, snapshot):
             host.log(line)
     source = packages.apt_source(s)
     if steps:
-        server.shell(
+        saved = server.shell(
             name="kubernetes: save etcd snapshot",
-            commands=[snapshot_command(target)]
-            if ctx.is_first_control_plane and key(at[first] or target) < key(target)
-            else [],
+            commands=[snapshot_command(snapshot)] if snapshot else [],
+        )
+        python.call(
+            name="kubernetes: report etcd snapshot",
+            function=lambda: host.log(f"etcd snapshot saved: {snapshot}"),
+            _if=saved.did_change,
         )
     mine = at.get(ctx.node.name, "")
     for step in host.loop(steps):

@@ -60,6 +60,9 @@ def test_a_patch_upgrade():
     assert not any(result.failed(n) for n in NODES)
     snapshot = result.op("cp1", "kubernetes: save etcd snapshot").commands
     assert "etcdctl" in snapshot[0] and "etcd-before-v1.35.9" in snapshot[0]
+    path = snapshot[0].split("&& mv ")[1].split()[1]
+    assert f"etcd snapshot on cp1: {path}" in result.log  # the plan
+    assert f"etcd snapshot saved: {path}" in result.log  # after it was taken
     step = result.op("cp1", STEP).commands
     assert step[-2:] == ["kubeadm upgrade plan v1.35.9", "kubeadm upgrade apply -y v1.35.9"]
     assert "kubeadm=1.35.9-1.1" in step[3]

@@ -4,6 +4,8 @@ checks, the plan's lines and the commands."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 
 from deploys.kubernetes import upgrade
@@ -84,10 +86,11 @@ def test_a_good_upgrade_path_has_no_problem():
 
 def test_the_plan_names_every_step_and_every_node_in_order():
     steps = upgrade.plan("1.33.7", "1.35.9", "1.1", [], REPO)
-    text = upgrade.lines("1.33.7", steps, "cp1", ["cp2"], [("cp1",), ("cp2",), ("w1", "w2")])
+    order = [("cp1",), ("cp2",), ("w1", "w2")]
+    text = upgrade.lines("1.33.7", steps, "cp1", ["cp2"], order, "/snap.db")
     assert text == [
         "upgrade plan: Kubernetes 1.33.7 -> 1.35.9",
-        f"  etcd snapshot on cp1 in {upgrade.SNAPSHOT_DIR} (the last 3 kept)",
+        "  etcd snapshot on cp1: /snap.db (the last 3 kept)",
         "  1.34.10: kubeadm 1.34.10-1.1; on cp1 kubeadm upgrade apply",
         "  1.34.10: on cp2 kubeadm upgrade node",
         "  1.35.9: kubeadm 1.35.9-1.1; on cp1 kubeadm upgrade apply",
@@ -129,7 +132,10 @@ def test_packages_are_unheld_pinned_and_held_again():
 
 
 def test_the_etcd_snapshot_is_root_only_and_keeps_three():
-    command = upgrade.snapshot_command("1.35.9").get_raw_value()
+    moment = datetime.datetime(2026, 11, 30, 3, 4, 5, tzinfo=datetime.UTC)
+    path = upgrade.snapshot_path("1.35.9", moment)
+    assert path == f"{upgrade.SNAPSHOT_DIR}/etcd-before-v1.35.9-20261130T030405Z.db"
+    command = upgrade.snapshot_command(path).get_raw_value()
     assert command.startswith(f"install -d -m 700 {upgrade.SNAPSHOT_DIR} && crictl exec")
     assert "etcdctl --endpoints=https://127.0.0.1:2379" in command
     assert "chmod 600" in command and "tail -n +4 | xargs -r rm -f" in command
