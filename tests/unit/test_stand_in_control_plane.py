@@ -439,8 +439,8 @@ def test_kubeadm_upgrade_goes_one_minor_at_a_time_like_kubeadm():
     assert cluster.join("w1", version="1.33.7")["exit"] == 0
     admin = {"/etc/kubernetes/admin.conf": True}
 
-    def kubeadm(node, *argv, version):
-        return call(cluster.plane, "kubeadm", node, list(argv), exists=admin, version=version)
+    def kubeadm(node, *words, version):
+        return call(cluster.plane, "kubeadm", node, list(words), exists=admin, version=version)
 
     skipped = kubeadm("cp1", "upgrade", "plan", "v1.35.9", version="1.35.9")
     assert skipped["exit"] == 1
