@@ -337,7 +337,7 @@ def upgrade_cluster(ctx, member: bool) -> None:
         any(wanted not in installed.get(p, []) for p in PACKAGES)
         or bool(reported and reported != f"v{target}")
     )
-    order = drain.batches(ctx.nodes, s.upgrade_batch)
+    order = drain.batches(ctx.members, s.upgrade_batch)
     snapshot = ""
     if ctx.is_first_control_plane and key(at[first] or target) < key(target):
         snapshot = snapshot_path(target, datetime.datetime.now(datetime.UTC))
