@@ -9,10 +9,11 @@ The entry files (deploys/node.py, deploys/cluster.py) and the renderer (deploys/
 iterate these tuples; a new concern is a package with that face and one entry here.
 """
 
-from deploys import addons, kubernetes, kuboard, runtime, system
+from deploys import addons, kubernetes, kuboard, loadbalancer, runtime, system
 
 # What a node needs before Kubernetes: deploys/node.py.
 NODE = (system, runtime)
 # The whole cluster: deploys/cluster.py and the renderer. The Kuboard server (on the host
-# with the role `kuboard`, if any) is up before the add-ons import its agent.
-CLUSTER = (*NODE, kuboard, kubernetes, addons)
+# with the role `kuboard`, if any) is up before the add-ons import its agent. The API load
+# balancer comes before Kubernetes: init and joins go through the endpoint it serves.
+CLUSTER = (*NODE, kuboard, loadbalancer, kubernetes, addons)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pyinfra.api import OperationError
 
 from deploys.distro import Release
-from deploys.settings import SETTING_NAMES, Cluster, Node, Settings
+from deploys.settings import SETTING_NAMES, Cluster, Node, Settings, api_load_balancer
 
 # Settings that pyinfra data must not carry: they come from the cluster file only (the SSH
 # ones are pyinfra's own keys too).
@@ -25,6 +25,14 @@ _NOT_PYINFRA_DATA = frozenset(SETTING_NAMES) - {
     "ssh_key",
     "ssh_known_hosts_file",
 }
+
+
+# The cluster's endpoint name with api_load_balancer local: resolved to 127.0.0.1 on every
+# node by the managed /etc/hosts block (deploys/system/hosts.py), where haproxy listens
+# (deploys/loadbalancer). ".internal" is reserved for private use (ICANN, 2024): it never
+# resolves in public DNS. kubeadm puts the controlPlaneEndpoint's host into the API server
+# certificate (kubeadm pkiutil.GetAPIServerAltNames); kubeadm_config lists it in certSANs too.
+API_NAME = "kube-apiserver.internal"
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,19 @@ class NodeContext:
         return self.node.name == self.first_control_plane.name
 
     @property
+    def api_load_balancer(self) -> str:
+        """ "local", "vip" or "none": settings.api_load_balancer, or its default rule."""
+        return api_load_balancer(self.settings, len(self.control_planes))
+
+    @property
     def api_endpoint(self) -> str:
-        """host:port every node uses to reach the API server."""
+        """host:port every node uses to reach the API server: the load balancer's
+        (deploys/loadbalancer), else control_plane_endpoint, else the first control
+        plane's."""
         s = self.settings
+        host = {"local": API_NAME, "vip": s.api_vip}.get(self.api_load_balancer)
+        if host:
+            return f"{host}:{s.api_load_balancer_port}"
         return s.control_plane_endpoint or f"{self.first_control_plane.address}:{s.api_port}"
 
     @classmethod

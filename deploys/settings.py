@@ -111,6 +111,46 @@ class Settings:
         plane.""",
     )
     api_port: int = setting(6443, CLUSTER, "Port the API server listens on.")
+    api_load_balancer: str = setting(
+        "",
+        CLUSTER,
+        """The load balancer in front of the API servers (deploys/loadbalancer): "local"
+        (haproxy on every node on 127.0.0.1:api_load_balancer_port, reached through a name
+        in /etc/hosts), "vip" (keepalived holds api_vip on the control planes, haproxy
+        beside it) or "none" (control_plane_endpoint as given). Empty: "local" with several
+        control planes and no control_plane_endpoint, else "none".""",
+    )
+    api_load_balancer_port: int = setting(
+        8443,
+        CLUSTER,
+        """Port haproxy listens on with api_load_balancer local or vip (the cluster's
+        endpoint port); must differ from api_port, which the API servers hold.""",
+    )
+    api_vip: str = setting(
+        "",
+        CLUSTER,
+        """Virtual IPv4 address keepalived moves between the control planes
+        (api_load_balancer vip): unused, in the control planes' subnet.""",
+    )
+    vrrp_interface: str = setting(
+        "",
+        HOST,
+        """Network interface keepalived holds api_vip on and sends VRRP from (the one with
+        the node's address); required on control planes with api_load_balancer vip.""",
+    )
+    vrrp_router_id: int = setting(
+        51,
+        CLUSTER,
+        """VRRP virtual router id (1-255) of api_vip: unique among the VRRP routers of the
+        network.""",
+    )
+    vrrp_password: str = setting(
+        "",
+        CLUSTER,
+        """VRRP password of api_vip (1-8 characters: keepalived's PASS authentication uses
+        8); required with api_load_balancer vip. Secret.""",
+        secret=True,
+    )
     cert_sans: list = setting(
         [], CLUSTER, "Extra subject alternative names for the API server certificate."
     )
@@ -363,6 +403,7 @@ _CHOICES = {
     "time_sync": ("chrony", "ntp", "timesyncd"),
     "firewall": ("open", "disabled"),
     "kube_proxy_mode": ("iptables", "nftables", "ipvs"),
+    "api_load_balancer": ("", "local", "vip", "none"),
 }
 _HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _SIZE = re.compile(r"^[0-9]+(Ki|Mi|Gi)$")
@@ -569,10 +610,9 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     cps = tuple(n for n in nodes if n.is_control_plane)
     if not cps and len(nodes) == len(hosts):
         problems.found.append(f"{path}: no host has the role 'control_plane'; a cluster needs one")
-    if len(cps) > 1 and overrides is not None and not overrides.get("control_plane_endpoint"):
-        problems.found.append(
-            f"{path}: settings.control_plane_endpoint: required with more than one control "
-            "plane (a load balancer or VIP in front of the API servers)"
+    if overrides is not None:
+        problems.found += _load_balancer_problems(
+            path, Cluster(path, nodes, overrides, host_overrides)
         )
     if overrides is not None:
         from deploys.kuboard import cluster_problems, cluster_warnings
@@ -592,6 +632,58 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
             "for quorum (1, 3, 5)"
         ] = None
     return dataclasses.replace(cluster, warnings=tuple(warnings))
+
+
+def api_load_balancer(settings: Settings, control_planes: int) -> str:
+    """The load balancer mode in effect: api_load_balancer, or where it is empty "local"
+    with several control planes and no control_plane_endpoint, else "none"."""
+    if settings.api_load_balancer:
+        return settings.api_load_balancer
+    several = control_planes > 1 and not settings.control_plane_endpoint
+    return "local" if several else "none"
+
+
+def _load_balancer_problems(path: str, cluster: Cluster) -> list[str]:
+    """What the cluster's load balancer mode needs from the other settings and hosts."""
+    s = Settings(**cluster.overrides)
+    mode = api_load_balancer(s, len(cluster.control_planes))
+    where = f"{path}: settings"
+    if mode not in _CHOICES["api_load_balancer"]:
+        return []  # refused with the values of the settings
+    if mode == "none":
+        if len(cluster.control_planes) > 1 and not s.control_plane_endpoint:
+            return [
+                f"{where}.control_plane_endpoint: required with more than one control plane "
+                "and api_load_balancer none (a load balancer or VIP in front of the API "
+                "servers); or leave api_load_balancer empty for haproxy on every node"
+            ]
+        return []
+    found = []
+    if s.control_plane_endpoint:
+        found.append(
+            f"{where}.control_plane_endpoint: {s.control_plane_endpoint!r} with "
+            f"api_load_balancer {mode}, which makes the endpoint itself; remove one of them"
+        )
+    if s.api_load_balancer_port == s.api_port:
+        found.append(
+            f"{where}.api_load_balancer_port: {s.api_load_balancer_port} is api_port, the "
+            "API servers' own port; haproxy needs another (default 8443)"
+        )
+    if mode != "vip":
+        return found
+    for key in ("api_vip", "vrrp_password"):
+        if not getattr(s, key):
+            found.append(f"{where}.{key}: required with api_load_balancer vip")
+    for node in cluster.control_planes:
+        if not cluster.settings_for(node).vrrp_interface:
+            found.append(
+                f"{path}: host {node.name!r}: settings.vrrp_interface: required on control "
+                "planes with api_load_balancer vip (the interface with the node's address)"
+            )
+    taken = {node.address: node.name for node in cluster.nodes}
+    if s.api_vip in taken:
+        found.append(f"{where}.api_vip: {s.api_vip} is the address of host {taken[s.api_vip]!r}")
+    return found
 
 
 def _parse_node(path: str, index: int, entry: Any) -> tuple[Node, dict]:
@@ -809,6 +901,7 @@ def _concern_checks():
     yield (setting, problem). Imported here, when a cluster file is checked: the concerns
     import this module."""
     from deploys import kuboard as kuboard_server
+    from deploys import loadbalancer
     from deploys.addons import kuboard, network
     from deploys.system import sysctl
 
@@ -817,6 +910,7 @@ def _concern_checks():
         network.PLUGIN.check_settings,
         kuboard.check_settings,
         kuboard_server.check_settings,
+        loadbalancer.check_settings,
     )
 
 

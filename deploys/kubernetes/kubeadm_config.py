@@ -118,8 +118,11 @@ def cluster_configuration(ctx: NodeContext) -> dict:
             "dnsDomain": s.dns_domain,
         },
     }
-    if s.cert_sans:
-        config["apiServer"] = {"certSANs": list(s.cert_sans)}
+    sans = list(s.cert_sans)
+    if ctx.api_load_balancer != "none":  # the load balancer's name or VIP
+        sans += [ctx.api_endpoint.rpartition(":")[0]]
+    if sans:
+        config["apiServer"] = {"certSANs": list(dict.fromkeys(sans))}
     if s.scheduler:
         config["scheduler"] = {
             "extraArgs": extra_args(api, {"config": SCHEDULER_CONFIG}),

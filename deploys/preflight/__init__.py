@@ -24,11 +24,16 @@ Checks:
   /etc/kubernetes/pki/ca.crt: its kubelet may still hold its ports; the Kubernetes concern
   resets such a worker before its join, and refuses such a control plane);
 - a containerd that the Kubernetes version can run (2.x from 1.36), from the version
-  installed, else the one apt would install, where the settings alone did not decide it.
+  installed, else the one apt would install, where the settings alone did not decide it;
+- with api_load_balancer vip: each control plane has its vrrp_interface, api_vip lies in
+  that interface's subnet (keepalived moves it between hosts of one link), and api_vip
+  does not answer on the network already unless a control plane holds it (keepalived of
+  an earlier run).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import weakref
 from collections import defaultdict
 
@@ -39,10 +44,11 @@ from pyinfra.context import ctx_state
 
 from deploys import distro, versions
 from deploys.context import NodeContext
+from deploys.loadbalancer import model as loadbalancer
 from deploys.preflight.facts import PreflightState
 from deploys.runtime.package import package_name
 from deploys.settings import Node, Settings
-from deploys.system.firewall import NODE_PORTS, firewall_ports, kuboard_ports
+from deploys.system.firewall import NODE_PORTS, PortRange, firewall_ports, kuboard_ports
 from deploys.system.kernel import nftables_kernel_refusal
 
 # kubeadm's preflight minimums for a control plane: NumCPU (2) and Mem (1700 MiB of
@@ -98,8 +104,11 @@ def node_problems(node: Node, settings: Settings, facts: dict) -> list[str]:
             f"{label}: {facts['memory_mib']} MiB of memory; a {role} needs at least {memory} MiB"
         )
     if not (facts["joined"] or facts["left_over"]):
-        # The Kuboard server's own ports: its concern checks them (its server holds them).
-        ports = set(firewall_ports(node, settings)) - set(kuboard_ports(settings))
+        # The Kuboard server's own ports: its concern checks them (its server holds them);
+        # haproxy's own port (vip): haproxy holds it once the load balancer ran.
+        own = set(kuboard_ports(settings))
+        own |= {PortRange(*port) for port in loadbalancer.ports(node, settings)}
+        ports = set(firewall_ports(node, settings)) - own
         busy = _ports_in_use(ports, facts["listening"])
         if busy:
             found.append(
@@ -181,9 +190,49 @@ def identity_problems(facts: dict[str, dict]) -> list[str]:
     return found
 
 
+def vip_problems(nodes: list[tuple[Node, Settings, dict]]) -> list[str]:
+    """api_load_balancer vip: each control plane's vrrp_interface and the subnets on it,
+    and whether api_vip answers though no control plane holds it."""
+    found, answered, held = [], [], False
+    for node, settings, facts in nodes:
+        if not loadbalancer.vrrp(node, settings):
+            continue
+        label, vip = f"host {node.name!r}", ipaddress.ip_address(settings.api_vip)
+        addresses = facts["addresses"]
+        held |= any(str(vip) == a.partition("/")[0] for a in sum(addresses.values(), []))
+        if facts["probe"] == "answered":
+            answered.append(node.name)
+        interface = settings.vrrp_interface
+        if interface not in addresses:
+            found.append(
+                f"{label}: vrrp_interface {interface!r} has no IPv4 address on the host "
+                f"(interfaces with one: {', '.join(sorted(addresses)) or 'none'})"
+            )
+            continue
+        subnets = [
+            ipaddress.ip_interface(a).network
+            for a in addresses[interface]
+            if ipaddress.ip_interface(a).ip != vip
+        ]
+        if not any(vip in subnet for subnet in subnets):
+            found.append(
+                f"{label}: api_vip {vip} is outside the subnet of vrrp_interface {interface} "
+                f"({', '.join(map(str, subnets)) or 'no address'}): keepalived moves the VIP "
+                "between the control planes of one subnet"
+            )
+    if answered and not held:
+        found.append(
+            f"api_vip {nodes[0][1].api_vip} already answers on the network (seen from host "
+            f"{answered[0]!r}) and no control plane holds it: another machine uses that "
+            "address; choose an unused one"
+        )
+    return found
+
+
 def problems(nodes: list[tuple[Node, Settings, dict]]) -> list[str]:
     """Every problem of the nodes of a run: (node, its settings, its PreflightState)."""
     found = [p for node, settings, facts in nodes for p in node_problems(node, settings, facts)]
+    found += vip_problems(nodes)
     return found + identity_problems({node.name: facts for node, _, facts in nodes})
 
 
@@ -211,8 +260,20 @@ def _gather(state) -> list[str]:
     active = set(state.inventory.get_active_hosts())
     hosts = [h for h in state.inventory.get_group("k8s_cluster") if h in active]
     contexts = [NodeContext.of(h) for h in hosts]
-    reads = [gevent.spawn(h.get_fact, PreflightState) for h in hosts]
+    reads = [
+        gevent.spawn(h.get_fact, PreflightState, probe=_probe(ctx))
+        for h, ctx in zip(hosts, contexts, strict=True)
+    ]
     gevent.joinall(reads, raise_error=True)
     return problems(
         [(ctx.node, ctx.settings, read.value) for ctx, read in zip(contexts, reads, strict=True)]
     )
+
+
+def _probe(ctx: NodeContext) -> str:
+    """What the node probes: api_vip on haproxy's port, from the control planes that may
+    hold it."""
+    s = ctx.settings
+    if loadbalancer.vrrp(ctx.node, s):
+        return f"{s.api_vip}:{s.api_load_balancer_port}"
+    return ""

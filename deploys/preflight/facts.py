@@ -54,8 +54,19 @@ _SCRIPT = "\n".join(
             for name, protocol, state in _SOCKETS
         ),
         apt.policy_query(CONTAINERD_PACKAGES, "apt"),
+        # IPv4 addresses per interface (api_load_balancer vip: the VIP's subnet, its holder)
+        "command -v ip >/dev/null && ip -o -4 addr show | awk '{print \"addr\", $2, $4}'",
         "true",
     )
+)
+# Whether an address answers on the network (api_load_balancer vip: the VIP before
+# keepalived holds it): a TCP connection to it is accepted or refused, or its link-layer
+# address was resolved; "silent" after 3 seconds of neither.
+_PROBE = (
+    'if out=$(timeout 3 bash -c "exec 3<>/dev/tcp/{address}/{port}" 2>&1)'
+    " || case $out in *refused*) true ;; *) false ;; esac"
+    " || ip neigh show {address} 2>/dev/null | grep -q lladdr;"
+    ' then echo "probe answered"; else echo "probe silent"; fi'
 )
 
 
@@ -74,6 +85,8 @@ def _empty() -> dict:
         "left_over": False,
         "listening": [],
         "containerd": {},
+        "addresses": {},
+        "probe": "",
     }
 
 
@@ -97,13 +110,20 @@ class PreflightState(FactBase):
             "left_over": False,             # /etc/kubernetes/pki/ca.crt exists
             "listening": ["22/tcp", "68/udp"],       # sorted, without duplicates
             "containerd": {"containerd": {"installed": "", "candidate": "1.7.24-0ubuntu1"}},
+            "addresses": {"eth0": ["10.0.0.11/24"]},  # IPv4, per interface
+            "probe": "answered",   # or "silent"; "" when no address was probed
         }
+
+    `probe`: "address:port" to probe (see _PROBE), or "" for none.
     """
 
     default = staticmethod(_empty)
 
-    def command(self) -> str:
-        return _SCRIPT
+    def command(self, probe: str = "") -> str:
+        if not probe:
+            return _SCRIPT
+        address, _, port = probe.rpartition(":")
+        return f"{_SCRIPT}\n{_PROBE.format(address=address, port=int(port))}"
 
     def process(self, output) -> dict:
         state = _empty()
@@ -143,6 +163,11 @@ class PreflightState(FactBase):
                     continue
             elif kind == "apt":
                 _apt(state["containerd"], rest.split())
+            elif kind == "addr" and len(rest.split()) == 2:
+                interface, address = rest.split()
+                state["addresses"].setdefault(interface, []).append(address)
+            elif kind == "probe":
+                state["probe"] = rest
         state["listening"] = [f"{port}/{protocol}" for port, protocol in sorted(listening)]
         return state
 

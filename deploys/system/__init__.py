@@ -14,6 +14,7 @@ from pyinfra.api import deploy
 
 from deploys.context import NodeContext
 from deploys.distro import host_release
+from deploys.loadbalancer.model import vrrp
 from deploys.system.facts import SystemState
 from deploys.system.firewall import (
     FIREWALLD_SERVICE_FILE,
@@ -42,7 +43,9 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
         time_path: time_content,
     }
     if ctx.settings.firewall == "open":
-        written[FIREWALLD_SERVICE_FILE] = firewalld_service(firewall_ports(ctx.node, ctx.settings))
+        written[FIREWALLD_SERVICE_FILE] = firewalld_service(
+            firewall_ports(ctx.node, ctx.settings), vrrp(ctx.node, ctx.settings)
+        )
     return written
 
 

@@ -29,6 +29,7 @@ from pyinfra.operations import files, server, systemd
 
 from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
+from deploys.loadbalancer import model as loadbalancer
 from deploys.settings import Node, Settings
 from deploys.templating import render
 
@@ -84,7 +85,14 @@ def firewall_ports(node: Node, settings: Settings) -> tuple[PortRange, ...]:
             NODE_PORTS,
         }
     ports |= {PortRange(*port) for port in NETWORK.ports(node, settings)}
+    ports |= {PortRange(*port) for port in loadbalancer.ports(node, settings)}
     return tuple(sorted(ports))
+
+
+# VRRP (IP protocol 112, keepalived with api_load_balancer vip): firewalld names it as a
+# protocol of the service; ufw knows "proto vrrp" only from 0.36.2 (not Ubuntu 20.04 or
+# 22.04), so its rule lets in what is sent to VRRP's multicast group instead.
+UFW_VRRP = f"to {loadbalancer.VRRP_GROUP}"
 
 
 def ufw_rule(port: PortRange) -> str:
@@ -92,31 +100,38 @@ def ufw_rule(port: PortRange) -> str:
     return f"allow {port.ufw} comment '{FIREWALL_TAG}'"
 
 
-def ufw_changes(ports: tuple[PortRange, ...], rules: list[str]) -> tuple[list[str], list[str]]:
-    """(ufw commands to add the missing rules, to delete this project's unwanted ones)."""
-    wanted = {ufw_rule(p): p for p in ports}
-    add = [f"ufw allow {p.ufw} comment {FIREWALL_TAG}" for r, p in wanted.items() if r not in rules]
+def ufw_changes(
+    ports: tuple[PortRange, ...], rules: list[str], vrrp: bool = False
+) -> tuple[list[str], list[str]]:
+    """(ufw commands to add the missing rules, to delete this project's unwanted ones);
+    vrrp: let VRRP in as well."""
+    wanted = {ufw_rule(p): p.ufw for p in ports}
+    if vrrp:
+        wanted[f"allow {UFW_VRRP} comment '{FIREWALL_TAG}'"] = UFW_VRRP
+    add = [f"ufw allow {a} comment {FIREWALL_TAG}" for r, a in wanted.items() if r not in rules]
     ours = [r for r in rules if r.endswith(f" comment '{FIREWALL_TAG}'") and r not in wanted]
     delete = [f"ufw --force delete {r.split(' comment ')[0]}" for r in ours]
     return add, delete
 
 
-def firewalld_service(ports: tuple[PortRange, ...]) -> str:
+def firewalld_service(ports: tuple[PortRange, ...], vrrp: bool = False) -> str:
     return render(
         "system/firewalld-service.xml.j2",
         short=FIREWALL_TAG,
         description=f"Ports this Kubernetes node serves (kubeadm, kubelet, {NETWORK.NAME}).",
         ports=ports,
+        protocols=["vrrp"] if vrrp else [],
     )
 
 
 @operation()
-def ufw_open(ports: tuple[PortRange, ...], ufw: dict | None):
-    """ufw allows exactly this node's ports (among the rules tagged with FIREWALL_TAG)."""
+def ufw_open(ports: tuple[PortRange, ...], ufw: dict | None, vrrp: bool = False):
+    """ufw allows exactly this node's ports, and VRRP where it speaks it (among the rules
+    tagged with FIREWALL_TAG)."""
     if ufw is None:
         host.noop("ufw is not installed")
         return
-    add, delete = ufw_changes(ports, ufw["rules"])
+    add, delete = ufw_changes(ports, ufw["rules"], vrrp)
     if not (add or delete):
         host.noop("ufw allows the node's ports")
     yield from add + delete
@@ -161,11 +176,17 @@ def configure_firewall(ctx: NodeContext, current: dict):
     firewalld = current["firewalld"]
     if ctx.settings.firewall == "open":
         ports = firewall_ports(ctx.node, ctx.settings)
-        ufw_open(name="firewall: allow kubernetes ports in ufw", ports=ports, ufw=current["ufw"])
+        vrrp = loadbalancer.vrrp(ctx.node, ctx.settings)
+        ufw_open(
+            name="firewall: allow kubernetes ports in ufw",
+            ports=ports,
+            vrrp=vrrp,
+            ufw=current["ufw"],
+        )
         if firewalld is not None:
             service = files.put(
                 name=f"firewall: write firewalld service {FIREWALL_TAG}",
-                src=StringIO(firewalld_service(ports)),
+                src=StringIO(firewalld_service(ports, vrrp)),
                 dest=FIREWALLD_SERVICE_FILE,
                 mode="644",
                 create_remote_dir=False,  # firewalld's own directory

@@ -7,16 +7,24 @@ from pyinfra import host
 from pyinfra.api import deploy, operation
 from pyinfra.operations import files, server
 
-from deploys.context import NodeContext
+from deploys.context import API_NAME, NodeContext
 from deploys.settings import Node
 
 # pyinfra puts the marker into an awk pattern: letters, digits, spaces, ':' and '-' only.
 HOSTS_MARKER = "# {mark} pyinfra-kubeadm: cluster nodes"
 
 
-def hosts_block(nodes: tuple[Node, ...]) -> list[str]:
-    """One "address name" line per node, in cluster-file order."""
-    return [f"{node.address} {node.name}" for node in nodes]
+def hosts_block(nodes: tuple[Node, ...], api_name: str = "") -> list[str]:
+    """One "address name" line per node, in cluster-file order; then, with api_name (the
+    endpoint of api_load_balancer local), that name on loopback, where haproxy listens."""
+    return [f"{node.address} {node.name}" for node in nodes] + (
+        [f"127.0.0.1 {api_name}"] if api_name else []
+    )
+
+
+def local_api_name(ctx: NodeContext) -> str:
+    """The endpoint name /etc/hosts resolves to loopback: with api_load_balancer local."""
+    return API_NAME if ctx.api_load_balancer == "local" else ""
 
 
 @operation()
@@ -32,7 +40,7 @@ def configure_hosts(ctx: NodeContext, current: dict):
     files.block(
         name="hosts: list cluster nodes in /etc/hosts",
         path="/etc/hosts",
-        content="\n".join(hosts_block(ctx.nodes)),
+        content="\n".join(hosts_block(ctx.nodes, local_api_name(ctx))),
         marker=HOSTS_MARKER,
     )
     hostname_is(name="hosts: set hostname", hostname=ctx.node.name, current=current["hostname"])

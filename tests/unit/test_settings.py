@@ -179,8 +179,8 @@ def test_not_a_mapping():
     assert "expected a mapping" in refused(["cp1"])
 
 
-def test_more_control_planes_need_an_endpoint():
-    doc = cluster_with(hosts__1__roles=["control_plane"])
+def test_more_control_planes_without_a_load_balancer_need_an_endpoint():
+    doc = cluster_with(hosts__1__roles=["control_plane"], settings__api_load_balancer="none")
     assert "control_plane_endpoint: required with more than one control plane" in refused(doc)
 
 
@@ -431,11 +431,16 @@ def test_the_cluster_shape_comes_with_the_other_problems():
         "site.yaml: host 'w1': ssh_port: 0 is not a TCP port",
         "site.yaml: no host has the role 'control_plane'; a cluster needs one",
     ]
-    doc = cluster_with(hosts__1__roles=["control_plane"], hosts__1__settings={"ssh_port": 0})
+    doc = cluster_with(
+        hosts__1__roles=["control_plane"],
+        hosts__1__settings={"ssh_port": 0},
+        settings__api_load_balancer="none",
+    )
     assert refused(doc).splitlines() == [
         "site.yaml: host 'w1': ssh_port: 0 is not a TCP port",
         "site.yaml: settings.control_plane_endpoint: required with more than one control "
-        "plane (a load balancer or VIP in front of the API servers)",
+        "plane and api_load_balancer none (a load balancer or VIP in front of the API "
+        "servers); or leave api_load_balancer empty for haproxy on every node",
     ]
 
 
