@@ -261,7 +261,7 @@ def _gather(state) -> list[str]:
     hosts = [h for h in state.inventory.get_group("k8s_cluster") if h in active]
     contexts = [NodeContext.of(h) for h in hosts]
     reads = [
-        gevent.spawn(h.get_fact, PreflightState, probe=_probe(ctx))
+        gevent.spawn(h.get_fact, PreflightState, **_probe(ctx))
         for h, ctx in zip(hosts, contexts, strict=True)
     ]
     gevent.joinall(reads, raise_error=True)
@@ -270,10 +270,10 @@ def _gather(state) -> list[str]:
     )
 
 
-def _probe(ctx: NodeContext) -> str:
-    """What the node probes: api_vip on haproxy's port, from the control planes that may
-    hold it."""
+def _probe(ctx: NodeContext) -> dict:
+    """The fact's arguments: api_vip on haproxy's port is probed from the control planes
+    that may hold it (none elsewhere)."""
     s = ctx.settings
     if loadbalancer.vrrp(ctx.node, s):
-        return f"{s.api_vip}:{s.api_load_balancer_port}"
-    return ""
+        return {"probe": f"{s.api_vip}:{s.api_load_balancer_port}"}
+    return {}

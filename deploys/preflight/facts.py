@@ -60,12 +60,12 @@ _SCRIPT = "\n".join(
     )
 )
 # Whether an address answers on the network (api_load_balancer vip: the VIP before
-# keepalived holds it): a TCP connection to it is accepted or refused, or its link-layer
-# address was resolved; "silent" after 3 seconds of neither.
+# keepalived holds it): a TCP connection to it is accepted or refused; "silent" when it is
+# unreachable or nothing came back within 3 seconds. (The neighbour table is no evidence:
+# an entry stays there, stale, after its address has gone.)
 _PROBE = (
     'if out=$(timeout 3 bash -c "exec 3<>/dev/tcp/{address}/{port}" 2>&1)'
-    " || case $out in *refused*) true ;; *) false ;; esac"
-    " || ip neigh show {address} 2>/dev/null | grep -q lladdr;"
+    " || case $out in *refused*) true ;; *) false ;; esac;"
     ' then echo "probe answered"; else echo "probe silent"; fi'
 )
 

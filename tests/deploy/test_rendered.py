@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pyinfra.api import deploy
 
-from deploys import addons, concerns, distro
+from deploys import addons, concerns, distro, loadbalancer
 from deploys import kuboard as kuboard_server
 from deploys.addons import kuboard
 from deploys.context import NodeContext
@@ -51,6 +51,23 @@ CLUSTERS = {
             "kuboard_cluster_name": "site-a",
             "kuboard_agent_token": "AgentToken0123",
             "kuboard_admin_password": "Initial-Admin-1",
+        },
+    },
+    # HA through the load balancer's VIP: haproxy and keepalived on the control planes.
+    "vip": {
+        "hosts": [
+            *(
+                {"name": f"cp{i}", "address": f"10.0.0.1{i}", "roles": ["control_plane"]}
+                for i in (1, 2, 3)
+            ),
+            {"name": "w1", "address": "10.0.0.21", "roles": ["worker"]},
+        ],
+        "settings": {
+            "containerd_source": "docker",
+            "api_load_balancer": "vip",
+            "api_vip": "10.0.0.100",
+            "vrrp_password": "s3cret-x",
+            "vrrp_interface": "eth0",
         },
     },
 }
@@ -97,9 +114,9 @@ def test_the_deploy_writes_exactly_what_is_rendered(concern, os_release, cluster
         written = {p: t for p, t in run.written(node.name).items() if p not in FETCHED}
         assert written == concern.rendered_files(ctx)
         # The add-ons write on the first control plane, the Kuboard server on its host, the
-        # Kubernetes concern on the cluster's nodes.
+        # Kubernetes concern on the cluster's nodes, the load balancer where it runs.
         writes = node.is_kuboard if concern is kuboard_server else node.is_member
-        assert written or concern is addons or not writes
+        assert written or concern in (addons, loadbalancer) or not writes
 
 
 @pytest.mark.parametrize("concern", concerns.CLUSTER, ids=lambda c: c.__name__.split(".")[-1])

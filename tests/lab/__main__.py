@@ -65,6 +65,8 @@ def main() -> int:
     commands.add_parser("status", help="show the nodes")
     restart = commands.add_parser("restart", help="power-cycle one node")
     restart.add_argument("name")
+    stop = commands.add_parser("stop", help="power one node off (restart or up boots it)")
+    stop.add_argument("name")
     args = parser.parse_args()
 
     try:
@@ -80,6 +82,9 @@ def main() -> int:
             Lab.load().down()
         elif args.command == "status":
             print_status(Lab.load())
+        elif args.command == "stop":
+            Lab.load().stop(args.name)
+            print(f"{args.name} powered off")
         else:
             started = time.monotonic()
             Lab.load().restart(args.name)

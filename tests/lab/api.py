@@ -504,6 +504,12 @@ class Lab:
             self.save()
         self._wait_ready([node])
 
+    def stop(self, name: str) -> None:
+        """Power a node off at once, like pulling its plug; `restart` or `up` boots it."""
+        node = self.node(name)
+        with _locked():
+            _power_cut(node)
+
     def status(self) -> list[dict]:
         """One row per node: name, suite, address, pid, running, ssh (answers SSH)."""
         return [
