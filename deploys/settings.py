@@ -106,9 +106,10 @@ class Settings:
     control_plane_endpoint: str = setting(
         "",
         CLUSTER,
-        """"host:port" of the API server for HA (a load balancer or VIP); empty uses the
-        first control plane's address and api_port. Required with more than one control
-        plane.""",
+        """"host:port" of the API server for HA (a load balancer or VIP of your own); empty
+        uses the load balancer of api_load_balancer, else the first control plane's address
+        and api_port. Required with more than one control plane and api_load_balancer
+        none.""",
     )
     api_port: int = setting(6443, CLUSTER, "Port the API server listens on.")
     api_load_balancer: str = setting(
@@ -610,13 +611,13 @@ def parse_cluster(doc: Any, path: str = "<cluster>") -> Cluster:
     cps = tuple(n for n in nodes if n.is_control_plane)
     if not cps and len(nodes) == len(hosts):
         problems.found.append(f"{path}: no host has the role 'control_plane'; a cluster needs one")
-    if overrides is not None:
-        problems.found += _load_balancer_problems(
-            path, Cluster(path, nodes, overrides, host_overrides)
-        )
-    if overrides is not None:
+    if overrides is not None:  # what the API's load balancer and the Kuboard server need
         from deploys.kuboard import cluster_problems, cluster_warnings
+        from deploys.loadbalancer import model as loadbalancer
 
+        problems.found += loadbalancer.cluster_problems(
+            Cluster(path, nodes, overrides, host_overrides)
+        )
         problems.found += [f"{path}: {p}" for p in cluster_problems(nodes, Settings(**overrides))]
     problems.refuse()
     cluster = Cluster(path, nodes, overrides, host_overrides)
@@ -641,49 +642,6 @@ def api_load_balancer(settings: Settings, control_planes: int) -> str:
         return settings.api_load_balancer
     several = control_planes > 1 and not settings.control_plane_endpoint
     return "local" if several else "none"
-
-
-def _load_balancer_problems(path: str, cluster: Cluster) -> list[str]:
-    """What the cluster's load balancer mode needs from the other settings and hosts."""
-    s = Settings(**cluster.overrides)
-    mode = api_load_balancer(s, len(cluster.control_planes))
-    where = f"{path}: settings"
-    if mode not in _CHOICES["api_load_balancer"]:
-        return []  # refused with the values of the settings
-    if mode == "none":
-        if len(cluster.control_planes) > 1 and not s.control_plane_endpoint:
-            return [
-                f"{where}.control_plane_endpoint: required with more than one control plane "
-                "and api_load_balancer none (a load balancer or VIP in front of the API "
-                "servers); or leave api_load_balancer empty for haproxy on every node"
-            ]
-        return []
-    found = []
-    if s.control_plane_endpoint:
-        found.append(
-            f"{where}.control_plane_endpoint: {s.control_plane_endpoint!r} with "
-            f"api_load_balancer {mode}, which makes the endpoint itself; remove one of them"
-        )
-    if s.api_load_balancer_port == s.api_port:
-        found.append(
-            f"{where}.api_load_balancer_port: {s.api_load_balancer_port} is api_port, the "
-            "API servers' own port; haproxy needs another (default 8443)"
-        )
-    if mode != "vip":
-        return found
-    for key in ("api_vip", "vrrp_password"):
-        if not getattr(s, key):
-            found.append(f"{where}.{key}: required with api_load_balancer vip")
-    for node in cluster.control_planes:
-        if not cluster.settings_for(node).vrrp_interface:
-            found.append(
-                f"{path}: host {node.name!r}: settings.vrrp_interface: required on control "
-                "planes with api_load_balancer vip (the interface with the node's address)"
-            )
-    taken = {node.address: node.name for node in cluster.nodes}
-    if s.api_vip in taken:
-        found.append(f"{where}.api_vip: {s.api_vip} is the address of host {taken[s.api_vip]!r}")
-    return found
 
 
 def _parse_node(path: str, index: int, entry: Any) -> tuple[Node, dict]:

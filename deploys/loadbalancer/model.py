@@ -25,7 +25,7 @@ import ipaddress
 import re
 
 from deploys.context import NodeContext
-from deploys.settings import Node, Settings
+from deploys.settings import Cluster, Node, Settings, api_load_balancer
 from deploys.templating import render
 
 HAPROXY = "haproxy"
@@ -125,3 +125,47 @@ def check_settings(s: Settings):
         yield "vrrp_interface", f"{s.vrrp_interface!r} is not an interface name"
     if s.vrrp_password and not _VRRP_PASSWORD.fullmatch(s.vrrp_password):
         yield "vrrp_password", "1 to 8 characters, no blanks, quotes, '!' or '#'"
+
+
+def cluster_problems(cluster: Cluster) -> list[str]:
+    """What the cluster's load balancer mode needs from the other settings and hosts, for
+    the cluster file check (deploys/settings.py), each naming file, host and setting."""
+    path, s = cluster.path, Settings(**cluster.overrides)
+    mode = api_load_balancer(s, len(cluster.control_planes))
+    where = f"{path}: settings"
+    if mode not in ("local", "vip", "none"):
+        return []  # refused with the values of the settings
+    if mode == "none":
+        if len(cluster.control_planes) > 1 and not s.control_plane_endpoint:
+            return [
+                f"{where}.control_plane_endpoint: required with more than one control plane "
+                "and api_load_balancer none (a load balancer or VIP in front of the API "
+                "servers); or leave api_load_balancer empty for haproxy on every node"
+            ]
+        return []
+    found = []
+    if s.control_plane_endpoint:
+        found.append(
+            f"{where}.control_plane_endpoint: {s.control_plane_endpoint!r} with "
+            f"api_load_balancer {mode}, which makes the endpoint itself; remove one of them"
+        )
+    if s.api_load_balancer_port == s.api_port:
+        found.append(
+            f"{where}.api_load_balancer_port: {s.api_load_balancer_port} is api_port, the "
+            "API servers' own port; haproxy needs another (default 8443)"
+        )
+    if mode != "vip":
+        return found
+    for key in ("api_vip", "vrrp_password"):
+        if not getattr(s, key):
+            found.append(f"{where}.{key}: required with api_load_balancer vip")
+    for node in cluster.control_planes:
+        if not cluster.settings_for(node).vrrp_interface:
+            found.append(
+                f"{path}: host {node.name!r}: settings.vrrp_interface: required on control "
+                "planes with api_load_balancer vip (the interface with the node's address)"
+            )
+    taken = {node.address: node.name for node in cluster.nodes}
+    if s.api_vip in taken:
+        found.append(f"{where}.api_vip: {s.api_vip} is the address of host {taken[s.api_vip]!r}")
+    return found

@@ -4,7 +4,8 @@
 Listens on a control plane's API port over TLS (a self-signed certificate) and answers
 GET /livez with 200 "ok", as kube-apiserver answers anonymous health checks, and names
 its node in the X-Stand-In-Node header so that a test sees which control plane a request
-through the load balancer reached. Everything else: 404.
+through the load balancer reached. Everything else: 404. Connections stay open between
+requests (HTTP/1.1), so a test can hold one across a reload of the load balancer.
 
 The lab's tests start it on a node (tests/lab/test_api_load_balancer.py: `start`), with
 python3 and openssl, which every lab node has:
@@ -22,6 +23,8 @@ DIRECTORY = "/var/lib/pyinfra-kubeadm-stand-in/api-server"
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # connections kept open between requests, as clients do
+
     def do_GET(self):
         found = self.path.split("?")[0] == "/livez"
         body = b"ok" if found else b"not found"
