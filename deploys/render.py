@@ -4,8 +4,8 @@
                              [--os ubuntu-24.04] [--arch amd64] [--containerd-version 1.7.0]
 
 OUT_DIR/<host>/<remote path> gets each file, from the same functions the deploy writes them
-with: OS preparation, containerd, Kubernetes (apt source, kubeadm configurations) and the
-add-ons. CLUSTER_FILE defaults to $CLUSTER or inventory/cluster.yaml, as for inventory.py.
+with: OS preparation, containerd, the API load balancer (haproxy, keepalived), Kubernetes
+(apt source, kubeadm configurations) and the add-ons. CLUSTER_FILE defaults to $CLUSTER or inventory/cluster.yaml, as for inventory.py.
 
 A few files depend on the host, not on the cluster file; the renderer assumes:
 - the OS release: --os (default ubuntu-24.04, the Vagrant box), for the time-sync file and

@@ -2,7 +2,8 @@
 which daemons run where, their configuration files, the firewall ports and the checks of
 the settings. Pure functions, tested in tests/unit/test_loadbalancer.py.
 
-Modes (settings.api_load_balancer, the rule for the empty default: settings.api_load_balancer):
+Modes (settings.api_load_balancer; the rule for its empty default:
+deploys.settings.api_load_balancer):
 - local: haproxy on every node, on 127.0.0.1:api_load_balancer_port; the cluster's
   endpoint is API_NAME on that port, which the managed /etc/hosts block resolves to
   127.0.0.1 on every node (deploys/system/hosts.py), so kubelets, kube-proxy and joins
@@ -42,9 +43,10 @@ VRRP_GROUP = "224.0.0.18"
 TOP_PRIORITY = 200
 CHECK_WEIGHT = -100
 _INTERFACE = re.compile(r"[A-Za-z0-9_.@:-]{1,15}")
-# keepalived's auth_pass: at most 8 characters are used; no blanks, quotes or '!'/'#'
-# (comments in keepalived.conf).
-_VRRP_PASSWORD = re.compile(r"[A-Za-z0-9_.,;:+=/%@^~*()\[\]{}-]{1,8}")
+# keepalived's auth_pass: "Only the first eight (8) characters are used" (keepalived.conf(5)
+# of Debian's keepalived 2.2.7); no blanks, quotes, comment signs ('!', '#') or braces
+# (blocks) of keepalived.conf.
+_VRRP_PASSWORD = re.compile(r"[A-Za-z0-9_.,:+=/%@^~-]{1,8}")
 
 
 def components(ctx: NodeContext) -> tuple[str, ...]:

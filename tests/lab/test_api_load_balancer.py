@@ -5,14 +5,16 @@ tests/lab/stand_in_api_server.py: TLS on each control plane's API port, answerin
 kubelets, kube-proxy and kubeadm going through the endpoint (the rehearsal checks that
 they are given it).
 
-One lab shape for the module: 4 nodes, first 2 control planes, then a third. In order:
+The session's lab as it is (3 nodes: bookworm, trixie, sid), first 2 control planes and a
+worker, then all 3 control planes. In order:
 - local: on every node a request to the loopback endpoint reaches a control plane; with
   one stand-in API server stopped requests still succeed and haproxy's stats show that
   backend DOWN; a second run changes nothing; a third control plane in the cluster file
   reaches every node's haproxy with exactly one reload (no restart) per node;
-- vip: preflight refuses a VIP that already answers; then keepalived gives the VIP to one
-  control plane, which answers through it; that node is powered off and the time until
-  the VIP answers from another control plane is measured (printed, and bounded here).
+- vip: preflight refuses a VIP that already answers (this machine takes it on the lab's
+  bridge); then keepalived gives the VIP to one control plane, which answers through it;
+  that node is powered off and the time until the VIP answers from another control plane
+  is measured (printed, and bounded here). The fixture boots it again afterwards.
 
 Each node's /etc/kubernetes/kubelet.conf is created as on a node in a cluster: the
 stand-in API server holds the API port, which preflight checks only on nodes not in one.
@@ -24,6 +26,7 @@ import copy
 import os
 import re
 import ssl
+import subprocess
 import threading
 import time
 import urllib.request
@@ -42,10 +45,9 @@ from tests.lab.runs import Run, pyinfra
 
 pytestmark = pytest.mark.lab
 
-NODES = tuple(config.node_name(i) for i in (1, 2, 3, 4))
+NODES = LAB_NODES
 CONTROL_PLANES = NODES[:2]
 ADDED = NODES[2]  # a worker first, then a control plane
-STAND_INS = NODES[:3]
 DEPLOY = "tests/lab/deploys/load_balancer.py"
 VIP = str(config.NETWORK[100])
 PORT = Settings().api_load_balancer_port
@@ -160,17 +162,15 @@ def vip_answers() -> bool:
 
 @pytest.fixture(scope="module")
 def lb(lab):
-    grown = Lab.up(nodes=len(NODES), suites=LAB_SUITES, control_planes=len(CONTROL_PLANES))
     try:
         for name in NODES:
-            grown.ssh(name, _CLEAN, check=False)
-        for name in STAND_INS:
-            start_stand_in(grown, name)
-        base = yaml.safe_load(grown.inventory_path.read_text())
+            lab.ssh(name, _CLEAN, check=False)
+            start_stand_in(lab, name)
+        base = yaml.safe_load(lab.inventory_path.read_text())
         write_cluster(base, CONTROL_PLANES)
-        yield grown, base
+        yield lab, base
     finally:
-        back = Lab.up(nodes=len(LAB_NODES), suites=LAB_SUITES)
+        back = Lab.up(nodes=len(LAB_NODES), suites=LAB_SUITES)  # boots a node powered off
         for name in LAB_NODES:
             back.ssh(name, _CLEAN, check=False)
         CLUSTER_FILE.unlink(missing_ok=True)
@@ -249,10 +249,10 @@ def test_local_an_added_control_plane_reaches_every_haproxy_with_one_reload(loca
     lab, base, _ = local
     before = {name: reloads(lab, name) for name in NODES}
     write_cluster(base, (*CONTROL_PLANES, ADDED))
-    hold_connection(lab, NODES[3])
+    hold_connection(lab, NODES[0])
     added = run()
     assert added.result.returncode == 0, added.failure()
-    assert held_connection(lab, NODES[3]) == "200 True"
+    assert held_connection(lab, NODES[0]) == "200 True"
     for name in NODES:
         count, pid = reloads(lab, name)
         assert (count, pid) == (before[name][0] + 1, before[name][1]), name
@@ -272,12 +272,12 @@ VIP_SETTINGS = {
 def test_vip_already_answering_is_refused_before_any_change(local):
     lab, base, _ = local
     write_cluster(base, (*CONTROL_PLANES, ADDED), **VIP_SETTINGS)
-    squatter = NODES[3]  # a worker, not a keepalived of the cluster
-    lab.ssh(squatter, f"ip addr add {VIP}/32 dev host0")
+    # another machine on the network: this one, on the lab's bridge
+    subprocess.run(["ip", "addr", "add", f"{VIP}/32", "dev", config.BRIDGE], check=True)
     try:
         refused = run()
     finally:
-        lab.ssh(squatter, f"ip addr del {VIP}/32 dev host0")
+        subprocess.run(["ip", "addr", "del", f"{VIP}/32", "dev", config.BRIDGE], check=True)
     assert refused.result.returncode != 0
     assert f"api_vip {VIP} already answers on the network" in refused.output, refused.output
     assert "no host was changed" in refused.output
@@ -289,6 +289,10 @@ def test_vip_answers_from_one_control_plane_and_moves_when_it_is_powered_off(loc
     control_planes = (*CONTROL_PLANES, ADDED)
     result = run()
     assert result.result.returncode == 0, result.failure()
+    assert VIP_SETTINGS["vrrp_password"] not in result.output
+    for name in control_planes:  # the VRRP password: root-only
+        mode = lab.ssh(name, "stat -c '%a %U' /etc/keepalived/keepalived.conf").stdout.split()
+        assert mode == ["600", "root"], name
     assert wait_for(vip_answers, 15)
     (holder,) = wait_for(lambda: len(h := vip_holders(lab, control_planes)) == 1 and h, 15)
     # The outage a client sees: from the last answer before the power cut (stop may wait

@@ -219,6 +219,8 @@ def test_one_host_may_have_its_own_interface():
         ({**VIP, "vrrp_password": "123456789"}, "vrrp_password: 1 to 8 characters"),
         ({**VIP, "vrrp_password": 'a"b'}, "vrrp_password: 1 to 8 characters"),
         ({**VIP, "vrrp_password": "a b"}, "vrrp_password: 1 to 8 characters"),
+        ({**VIP, "vrrp_password": "a}\n{b"}, "vrrp_password: 1 to 8 characters"),
+        ({**VIP, "vrrp_password": "#x"}, "vrrp_password: 1 to 8 characters"),
         ({**VIP, "vrrp_interface": "eth0 }"}, "vrrp_interface: 'eth0 }' is not an interface"),
         ({**VIP, "vrrp_router_id": 256}, "vrrp_router_id: 256 is not a VRRP router id"),
         ({"api_load_balancer_port": 0}, "api_load_balancer_port: 0 is not a TCP port"),
