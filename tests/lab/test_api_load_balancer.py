@@ -14,7 +14,8 @@ worker, then all 3 control planes. In order:
 - vip: preflight refuses a VIP that already answers (this machine takes it on the lab's
   bridge); then keepalived gives the VIP to one control plane, which answers through it;
   that node is powered off and the time until the VIP answers from another control plane
-  is measured (printed, and bounded here). The fixture boots it again afterwards.
+  is measured (printed, and bounded here). The fixture boots it again afterwards, in the
+  session's lab, which the next modules use.
 
 Each node's /etc/kubernetes/kubelet.conf is created as on a node in a cluster: the
 stand-in API server holds the API port, which preflight checks only on nodes not in one.
@@ -40,7 +41,7 @@ from deploys.loadbalancer.model import HAPROXY_SOCKET
 from deploys.settings import Settings
 from tests.lab import config, stand_in_api_server
 from tests.lab.api import Lab
-from tests.lab.fixture import LAB_NODES, LAB_SUITES
+from tests.lab.fixture import LAB_NODES
 from tests.lab.runs import Run, pyinfra
 
 pytestmark = pytest.mark.lab
@@ -170,9 +171,11 @@ def lb(lab):
         write_cluster(base, CONTROL_PLANES)
         yield lab, base
     finally:
-        back = Lab.up(nodes=len(LAB_NODES), suites=LAB_SUITES)  # boots a node powered off
-        for name in LAB_NODES:
-            back.ssh(name, _CLEAN, check=False)
+        for node in lab.nodes:  # the one powered off, booted again in the session's lab
+            if not node.running:
+                lab.restart(node.name)
+        for name in NODES:
+            lab.ssh(name, _CLEAN, check=False)
         CLUSTER_FILE.unlink(missing_ok=True)
 
 
