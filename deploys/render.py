@@ -5,7 +5,8 @@
 
 OUT_DIR/<host>/<remote path> gets each file, from the same functions the deploy writes them
 with: OS preparation, containerd, the API load balancer (haproxy, keepalived), Kubernetes
-(apt source, kubeadm configurations) and the add-ons. CLUSTER_FILE defaults to $CLUSTER or inventory/cluster.yaml, as for inventory.py.
+(apt source, kubeadm configurations) and the add-ons. CLUSTER_FILE defaults to $CLUSTER or
+inventory/cluster.yaml, as for inventory.py.
 
 A few files depend on the host, not on the cluster file; the renderer assumes:
 - the OS release: --os (default ubuntu-24.04, the Vagrant box), for the time-sync file and
