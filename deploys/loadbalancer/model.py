@@ -50,7 +50,10 @@ _VRRP_PASSWORD = re.compile(r"[A-Za-z0-9_.,:+=/%@^~-]{1,8}")
 
 
 def components(ctx: NodeContext) -> tuple[str, ...]:
-    """The daemons this node runs for the load balancer."""
+    """The daemons this node runs for the load balancer (none on a host that is only the
+    Kuboard server's: it is no Kubernetes node)."""
+    if not ctx.node.is_member:
+        return ()
     if ctx.api_load_balancer == "local":
         return (HAPROXY,)
     if ctx.api_load_balancer == "vip" and ctx.node.is_control_plane:

@@ -23,8 +23,9 @@ def hosts_block(nodes: tuple[Node, ...], api_name: str = "") -> list[str]:
 
 
 def local_api_name(ctx: NodeContext) -> str:
-    """The endpoint name /etc/hosts resolves to loopback: with api_load_balancer local."""
-    return API_NAME if ctx.api_load_balancer == "local" else ""
+    """The endpoint name /etc/hosts resolves to loopback: with api_load_balancer local, on
+    the Kubernetes nodes (where haproxy listens)."""
+    return API_NAME if ctx.api_load_balancer == "local" and ctx.node.is_member else ""
 
 
 @operation()

@@ -109,6 +109,16 @@ def test_components(settings, name, daemons):
     assert len(model.files(ctx(name, **settings))) == len(daemons)
 
 
+def test_a_kuboard_host_outside_the_cluster_gets_no_load_balancer():
+    hosts = [*HOSTS, {"name": "kb1", "address": "10.0.0.5", "roles": ["kuboard"]}]
+    kuboard = {"kuboard_cluster_name": "site-a"}
+    context = ctx("kb1", hosts, **kuboard)
+    assert model.components(context) == () and local_api_name(context) == ""
+    assert model.components(ctx("w1", hosts, **kuboard)) == ("haproxy",)
+    backends = model.haproxy_cfg(ctx("w1", hosts, **kuboard))
+    assert "kb1" not in backends
+
+
 def test_haproxy_local_binds_loopback_and_checks_every_api_server_over_tls():
     text = model.haproxy_cfg(ctx("w1"))
     assert "    bind 127.0.0.1:8443\n" in text
