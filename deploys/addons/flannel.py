@@ -34,6 +34,10 @@ MANIFEST = f"{ADDONS_DIR}/flannel.yaml"
 NAMESPACE = "kube-flannel"
 DAEMONSET = "kube-flannel-ds"
 BACKENDS = ("vxlan", "host-gw", "wireguard")
+# flannel's configuration in the cluster: ConfigMap kube-flannel-cfg, key net-conf.json
+# (upstream's kube-flannel.yml); flanneld reads it only when it starts.
+CONFIG_MAP = "kube-flannel-cfg"
+NET_CONF_KEY = "net-conf.json"
 # UDP ports each backend's traffic between nodes uses (host-gw: plain routing, none).
 BACKEND_PORTS = {"vxlan": ((8472, 8472),), "wireguard": ((51820, 51821),)}  # IPv4, IPv6 tunnels
 _RELEASE = re.compile(r"v[0-9]+\.[0-9]+\.[0-9]+")
@@ -151,6 +155,30 @@ def check_settings(s: Settings) -> Iterator[tuple[str, str]]:
             yield "pod_subnet", f"{s.pod_subnet}: flannel's network must be IPv4"
     except ValueError:
         pass  # not a network at all: the cluster's own check says so
+
+
+def live_configuration(data: dict) -> dict | None:
+    """flannel's running network configuration, from its ConfigMap's data (None: none)."""
+    try:
+        conf = json.loads(data.get(NET_CONF_KEY, ""))
+    except ValueError:
+        return None
+    return conf if isinstance(conf, dict) else None
+
+
+def live_refusals(live: dict | None, s: Settings) -> Iterator[tuple[str, str, str, str]]:
+    """(setting, running value, wanted value, why) for each flannel setting the running
+    pod network cannot change (its network is pod_subnet, refused with the cluster's)."""
+    backend = ((live or {}).get("Backend") or {}).get("Type", "")
+    if backend and backend != s.flannel_backend:
+        yield (
+            "flannel_backend",
+            backend,
+            s.flannel_backend,
+            "flanneld reads its backend only when it starts and every node's flanneld must "
+            "switch together (the tunnel devices and their ports differ); this deploy has no "
+            "plan for that restart",
+        )
 
 
 def rendered_files(ctx: NodeContext) -> dict[str, str]:

@@ -8,6 +8,10 @@ rest of the project knows it only through this interface, which a plugin module 
     check_settings(settings)     (setting, problem) for each of its settings to refuse
                                  (deploys/settings.py, before any host is touched)
     summary(settings)            one line for the summary at the end of a run
+    CONFIG_MAP                   its ConfigMap in NAMESPACE, read from the running cluster
+    live_configuration(data)     that ConfigMap's data -> its running configuration
+    live_refusals(live, settings) (setting, running, wanted, why) a live network cannot
+                                 change (deploys/kubernetes/reconfigure.py refuses them)
     rendered_files(ctx)          {remote path: content} it writes (the offline renderer)
     converge(ctx)                the @deploy that installs it, on the first control plane
 
@@ -25,6 +29,9 @@ INTERFACE = (
     "ports",
     "check_settings",
     "summary",
+    "CONFIG_MAP",
+    "live_configuration",
+    "live_refusals",
     "rendered_files",
     "converge",
 )

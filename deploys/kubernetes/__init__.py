@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from deploys.context import NodeContext
-from deploys.kubernetes import kubeadm_config, packages
+from deploys.kubernetes import kubeadm_config, packages, reconfigure
 from deploys.kubernetes.bootstrap import bootstrap_node, in_cluster
 from deploys.kubernetes.upgrade import upgrade_cluster
 
@@ -34,5 +34,7 @@ def converge():
     member = in_cluster(ctx, host)
     packages.install_packages(ctx, in_cluster=member)
     kubeadm_config.write_configuration(ctx)
+    reconfigure.upload_configuration(ctx, member)
     bootstrap_node(ctx, pending=not member)
     upgrade_cluster(ctx, member)
+    reconfigure.reconfigure_node(ctx, member)

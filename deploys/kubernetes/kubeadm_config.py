@@ -12,6 +12,7 @@ The kubeadm API version follows the Kubernetes version (deploys/versions.py): v1
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -128,7 +129,7 @@ def cluster_configuration(ctx: NodeContext) -> dict:
             "extraArgs": extra_args(api, {"config": SCHEDULER_CONFIG}),
             "extraVolumes": [
                 {
-                    "name": "scheduler-config",
+                    "name": scheduler_volume(scheduler_file(s)),
                     "hostPath": SCHEDULER_CONFIG,
                     "mountPath": SCHEDULER_CONFIG,
                     "readOnly": True,
@@ -225,6 +226,13 @@ def scheduler_document(settings: Settings) -> dict:
     if profiles:
         config["profiles"] = profiles
     return config
+
+
+def scheduler_volume(text: str) -> str:
+    """kube-scheduler's volume name for the scheduler file `text`. It changes with the
+    file, so a changed file changes the ClusterConfiguration and kube-scheduler's manifest,
+    and the kubelet restarts kube-scheduler with it (deploys/kubernetes/reconfigure.py)."""
+    return f"scheduler-config-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
 
 
 def _yaml(header: str, documents: list[dict]) -> str:

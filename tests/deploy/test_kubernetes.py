@@ -17,7 +17,7 @@ import yaml
 from pyinfra.api import OperationError
 
 from deploys import kubernetes
-from tests.deploy import harness
+from tests.deploy import harness, live
 
 TOKEN = "k8sjn1.0123456789abcdef"
 CA_HASH = "sha256:" + "5" * 64
@@ -62,6 +62,17 @@ BOOTSTRAP_OPS = [
     "kubeadm: install admin kubeconfig for admin_user",
     "kubeadm: fetch admin kubeconfig",
 ]
+# deploys/kubernetes/reconfigure.py: the ConfigMaps, before the joins; the nodes, after.
+UPLOAD_OPS = [
+    "kubeadm: upload cluster configuration",
+    "kubeadm: upload kubelet configuration",
+    "kube-proxy: update configuration and restart",
+]
+RECONFIGURE_OPS = [
+    "kubeadm: reconfigure control plane",
+    "kubeadm: record applied configuration",
+    "kubelet: apply cluster kubelet configuration",
+]
 ALL_OPS = [
     "kubernetes: install apt keyring",
     "kubernetes: write apt source",
@@ -69,7 +80,9 @@ ALL_OPS = [
     "kubernetes: hold kubeadm, kubelet and kubectl",
     "kubeadm: render kubeadm-init.yaml",
     "kubeadm: render kube-scheduler-config.yaml",
+    *UPLOAD_OPS,
     *BOOTSTRAP_OPS,
+    *RECONFIGURE_OPS,
 ]
 PACKAGE_OPS = ALL_OPS[:4]
 HA = {
@@ -123,6 +136,7 @@ def test_fresh_cluster(os_release):
         "kubeadm: create join credentials",
         "kubeadm: remove join credentials",
         "kubeadm: install admin kubeconfig for root",
+        "kubeadm: record applied configuration",
     ]
     for worker in ("w1", "w2"):
         assert result.changed(worker) == [
@@ -206,8 +220,8 @@ def test_nothing_secret_in_anything_logged():
         logged += [command for command, _ in result.stdin.get(host, [])]
     for secret in SECRETS:
         assert not [line for line in logged if secret in line]
-    written = [text for texts in result.stdin.values() for _, text in texts]
-    assert all(TOKEN in text for text in written)  # the secrets went where they belong
+    written = [t for texts in result.stdin.values() for c, t in texts if "kubeadm-join" in c]
+    assert len(written) == 3 and all(TOKEN in text for text in written)  # where they belong
 
 
 def test_no_preflight_check_is_ever_ignored():
@@ -234,7 +248,8 @@ def test_converged_scheduler_configuration_changes_nothing():
     first = run(cluster=cluster)
     assert "/etc/kubernetes/kube-scheduler-config.yaml" in first.uploads["cp1"]
     assert "/etc/kubernetes/kube-scheduler-config.yaml" not in first.uploads["w1"]
-    assert run(cluster=cluster, converged=True).changed("cp1") == []
+    converged = run(cluster=cluster, converged=True, host_facts=live.as_left(cluster))
+    assert converged.changed("cp1") == []
 
 
 # --- nodes added later ---------------------------------------------------------------
@@ -260,7 +275,8 @@ def test_new_worker_joins_alone():
 
 
 def test_new_control_plane_joins_with_the_certificate_key():
-    result = run(cluster=HA, converged=True, host_facts={"cp3": harness.load_facts("ubuntu-24.04")})
+    left = {**live.as_left(HA), "cp3": harness.load_facts("ubuntu-24.04")}
+    result = run(cluster=HA, converged=True, host_facts=left)
     assert result.changed("cp2") == [] and result.changed("w1") == []
     credentials = commands_run(result, "cp1", "kubeadm: create join credentials")
     assert "kubeadm init phase upload-certs --upload-certs" in credentials[-1]
@@ -271,6 +287,7 @@ def test_new_control_plane_joins_with_the_certificate_key():
         "kubeadm: write join configuration",
         "kubeadm: join control plane",
         "kubeadm: install admin kubeconfig for root",
+        "kubeadm: record applied configuration",
     ]
     join = join_configuration(result, "cp3")
     assert join["controlPlane"] == {
@@ -368,7 +385,7 @@ def test_a_fresh_worker_is_not_reset():
 def test_a_control_plane_with_leftovers_is_refused_before_any_change(name, missing):
     state = {missing: None, CA_CERT: LEFT_OVER[CA_CERT]}
     with pytest.raises(OperationError) as refused:
-        run(cluster=HA, converged=True, host_facts={name: state})
+        run(cluster=HA, converged=True, host_facts={**live.as_left(HA), name: state})
     message = str(refused.value)
     assert message.startswith(f"{name} is a control plane without /etc/kubernetes/")
     assert "/etc/kubernetes/pki/ca.crt" in message
