@@ -23,7 +23,11 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
     as placeholders: they only exist while a run joins the node)."""
     if not ctx.node.is_member:  # the Kuboard host outside the cluster
         return {}
-    return {**packages.rendered_files(ctx), **kubeadm_config.rendered_files(ctx)}
+    return {
+        **packages.rendered_files(ctx),
+        **kubeadm_config.rendered_files(ctx),
+        **reconfigure.rendered_files(ctx),
+    }
 
 
 @deploy("Kubernetes")

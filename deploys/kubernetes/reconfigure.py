@@ -151,7 +151,7 @@ def parse_live(text: str) -> dict:
     except ValueError:
         return live
     items = listed.get("items", [listed]) if listed else []
-    running: dict = {}
+    running: dict = dict.fromkeys(kind for _, kind in CONFIG_MAPS.values())
     for item in items:
         name = item.get("metadata", {}).get("name")
         if name in CONFIG_MAPS:
@@ -276,6 +276,12 @@ def applied_documents(ctx: NodeContext) -> list[dict]:
 
 def applied_file(ctx: NodeContext) -> str:
     return _yaml(f"kubeadm configuration applied on {ctx.node.name}", applied_documents(ctx))
+
+
+def rendered_files(ctx: NodeContext) -> dict[str, str]:
+    """{remote path: content} of what this module writes on a control plane that joins
+    (or initializes) the cluster: the configuration it was set up from."""
+    return {APPLIED_CONFIG: applied_file(ctx)} if ctx.node.is_control_plane else {}
 
 
 def control_plane_steps(applied: dict | None, ctx: NodeContext) -> list[str]:

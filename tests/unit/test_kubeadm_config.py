@@ -9,6 +9,8 @@ None (a value), a nested schema (an object) or a one-element list (the schema of
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import yaml
 
@@ -409,6 +411,18 @@ def test_scheduler_configuration_only_when_configured():
     assert "scheduler" not in by_kind(context("cp1"))["ClusterConfiguration"]
 
 
+def test_a_changed_scheduler_file_changes_kube_schedulers_volume():
+    """So that kube-scheduler's manifest changes and the kubelet restarts it with the file
+    (deploys/kubernetes/reconfigure.py)."""
+    names = {
+        by_kind(context("cp1", scheduler={"percentage_of_nodes_to_score": p}))[
+            "ClusterConfiguration"
+        ]["scheduler"]["extraVolumes"][0]["name"]
+        for p in (10, 20, 20)
+    }
+    assert len(names) == 2
+
+
 def test_cluster_configuration_follows_the_inventory():
     cluster = by_kind(context("cp1", pod_subnet="10.32.0.0/16", **FULL))["ClusterConfiguration"]
     assert cluster["kubernetesVersion"] == "v1.35.9"
@@ -420,9 +434,11 @@ def test_cluster_configuration_follows_the_inventory():
         "dnsDomain": "cluster.local",
     }
     assert cluster["apiServer"]["certSANs"] == ["api.example.internal", "10.0.0.10"]
+    ctx = context("cp1", pod_subnet="10.32.0.0/16", **FULL)
+    digest = hashlib.sha256(kubeadm_config.scheduler_file(ctx.settings).encode()).hexdigest()
     assert cluster["scheduler"]["extraVolumes"] == [
         {
-            "name": "scheduler-config",
+            "name": f"scheduler-config-{digest[:10]}",
             "hostPath": SCHEDULER_CONFIG,
             "mountPath": SCHEDULER_CONFIG,
             "readOnly": True,
