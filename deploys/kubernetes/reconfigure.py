@@ -15,9 +15,10 @@ an editor:
   the kubelet restarts the static pods whose manifest changed, and the run waits until the
   node's control-plane pods are Ready before the next control plane.
 - KubeletConfiguration: the `kubelet-config` ConfigMap (key `kubelet`: `kubeadm init phase
-  upload-config kubelet --config`), then on each node, one at a time, `kubeadm upgrade node
-  phase kubelet-config` (downloads it into /var/lib/kubelet/config.yaml) and a kubelet
-  restart.
+  upload-config kubelet --config`), then on each node, one at a time and drained
+  (deploys/kubernetes/drain.py: control planes first, uncordoned once Ready again),
+  `kubeadm upgrade node phase kubelet-config` (downloads it into
+  /var/lib/kubelet/config.yaml) and a kubelet restart.
 - KubeProxyConfiguration: the `kube-proxy` ConfigMap (key `config.conf`: `kubeadm init
   phase addon kube-proxy --config`), then its pods restart (`kubectl rollout restart`,
   node by node as the DaemonSet's update strategy allows).
@@ -48,6 +49,7 @@ from pyinfra.operations import server
 
 from deploys import secret
 from deploys.context import NodeContext
+from deploys.kubernetes import drain
 from deploys.kubernetes.kubeadm_config import (
     ADMIN_KUBECONFIG,
     INIT_CONFIG,
@@ -56,6 +58,7 @@ from deploys.kubernetes.kubeadm_config import (
     cluster_configuration,
     init_configuration,
     kube_proxy_configuration,
+    kubectl,
     kubelet_configuration,
 )
 
@@ -311,10 +314,6 @@ def _kubeadm(*args: str) -> StringCommand:
     return StringCommand("kubeadm", *map(QuoteString, args))
 
 
-def _kubectl(*args: str) -> StringCommand:
-    return StringCommand("kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(QuoteString, args))
-
-
 def upload_commands(change: str) -> list[StringCommand]:
     """On the first control plane: the ConfigMap of `change` from the init configuration
     (and, for kube-proxy, a restart of its pods)."""
@@ -324,7 +323,7 @@ def upload_commands(change: str) -> list[StringCommand]:
         return [_kubeadm("init", "phase", "upload-config", "kubelet", "--config", INIT_CONFIG)]
     return [
         _kubeadm("init", "phase", "addon", "kube-proxy", "--config", INIT_CONFIG),
-        _kubectl("-n", "kube-system", "rollout", "restart", "daemonset/kube-proxy"),
+        kubectl("-n", "kube-system", "rollout", "restart", "daemonset/kube-proxy"),
     ]
 
 
@@ -352,7 +351,7 @@ def restart_static_pod(component: str) -> StringCommand:
 
 def wait_control_plane(node: str, timeout: int) -> StringCommand:
     pods = [f"pod/{pod}-{node}" for pod in CONTROL_PLANE_PODS]
-    return _kubectl(
+    return kubectl(
         "-n", "kube-system", "wait", "--for=condition=Ready", *pods, f"--timeout={timeout}s"
     )
 
@@ -434,8 +433,9 @@ def upload_configuration(ctx: NodeContext, member: bool) -> None:
 
 def reconfigure_node(ctx: NodeContext, member: bool) -> None:
     """After the joins: each control plane regenerated from the wanted configuration, one
-    at a time; each node's kubelet configuration fetched and the kubelet restarted, one
-    node at a time. A node that joined in this run was set up from the ConfigMaps this run
+    at a time; each node whose kubelet runs with another configuration drained, its
+    configuration fetched, the kubelet restarted, then uncordoned once Ready, one node at a
+    time (drain.roll). A node that joined in this run was set up from the ConfigMaps this run
     uploaded: it only records what it was generated from."""
     state = live(ctx, member)
     node = ctx.node
@@ -450,10 +450,13 @@ def reconfigure_node(ctx: NodeContext, member: bool) -> None:
         name="kubeadm: record applied configuration",
         commands=[secret.write_command(APPLIED_CONFIG, applied_file(ctx))] if record else [],
     )
-    server.shell(
-        name="kubelet: apply cluster kubelet configuration",
-        commands=kubelet_commands() if member and kubelet_changed(state["kubelet"], ctx) else [],
-        _serial=True,
+    if not member:
+        return  # neither pending nor left drained by a killed run: nothing to roll
+    drain.roll(
+        ctx,
+        reason="kubelet configuration",
+        pending=kubelet_changed(state["kubelet"], ctx),
+        touch=kubelet_commands,
     )
 
 

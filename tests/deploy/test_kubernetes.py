@@ -71,7 +71,6 @@ UPLOAD_OPS = [
 RECONFIGURE_OPS = [
     "kubeadm: reconfigure control plane",
     "kubeadm: record applied configuration",
-    "kubelet: apply cluster kubelet configuration",
 ]
 ALL_OPS = [
     "kubernetes: install apt keyring",

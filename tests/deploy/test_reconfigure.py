@@ -18,7 +18,7 @@ from tests.deploy import harness, live
 from tests.deploy.test_kubernetes import RESPONSES
 
 RECONFIGURE_CP = "kubeadm: reconfigure control plane"
-KUBELET = "kubelet: apply cluster kubelet configuration"
+KUBELET = "kubernetes: roll node"  # deploys/kubernetes/drain.py
 UPLOAD_CLUSTER = "kubeadm: upload cluster configuration"
 UPLOAD_KUBELET = "kubeadm: upload kubelet configuration"
 KUBE_PROXY = "kube-proxy: update configuration and restart"
@@ -37,14 +37,14 @@ def cluster_with(base=None, **settings) -> dict:
     return {**base, "settings": {**base["settings"], **settings}}
 
 
-def run(cluster, host_facts, os="ubuntu-24.04") -> harness.Run:
+def run(cluster, host_facts, os="ubuntu-24.04", responses=()) -> harness.Run:
     return harness.run(
         kubernetes.converge,
         os=os,
         cluster=cluster,
         converged=True,
         host_facts=host_facts,
-        responses=RESPONSES,
+        responses=[*responses, *RESPONSES],
     )
 
 
@@ -177,7 +177,10 @@ def test_the_scheduler_file_restarts_kube_scheduler_through_its_manifest():
 
 def test_kubelet_configuration_reaches_every_node_one_at_a_time():
     wanted = cluster_with(HA, image_gc_high_threshold=70, image_gc_low_threshold=60)
-    result = run(wanted, live.as_left(HA))
+    drains = []
+    result = run(
+        wanted, live.as_left(HA), responses=[(r" drain ", 0, lambda c: drains.append(c) or "")]
+    )
     assert changed(result) == {
         "cp1": [UPLOAD_KUBELET, KUBELET],
         "cp2": [KUBELET],
@@ -187,12 +190,18 @@ def test_kubelet_configuration_reaches_every_node_one_at_a_time():
         "kubeadm init phase upload-config kubelet --config /etc/kubernetes/kubeadm-init.yaml"
     ]
     for host in ("cp1", "cp2", "w1"):
-        op = result.op(host, KUBELET)
-        assert op.serial
-        assert op.commands == [
+        assert result.op(host, KUBELET).commands == [
+            "call _drain",
             "kubeadm upgrade node phase kubelet-config --kubeconfig /etc/kubernetes/kubelet.conf",
             "systemctl restart kubelet",
+            "call _finish",
         ]
+    # drained from the first control plane, one node at a time, control planes first
+    assert drains == [
+        f"kubectl --kubeconfig /etc/kubernetes/admin.conf drain {node} --ignore-daemonsets "
+        "--delete-emptydir-data --timeout=300s"
+        for node in ("cp1", "cp2", "w1")
+    ]
 
 
 def test_kube_proxy_mode_updates_its_configmap_and_restarts_its_pods():
