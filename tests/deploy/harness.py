@@ -213,7 +213,7 @@ def _cluster(cluster):
     return load_cluster(cluster)
 
 
-def _state(cluster) -> State:
+def _state(cluster, limit=None) -> State:
     hosts = [(n.name, host_data(cluster, n)) for n in cluster.nodes]
     groups = {
         "k8s_cluster": ([n.name for n in cluster.nodes], {}),
@@ -222,6 +222,8 @@ def _state(cluster) -> State:
     }
     inventory = Inventory((hosts, {}), **groups)
     state = State(inventory, Config())
+    if limit is not None:  # as `pyinfra --limit NAME...`: only these run the deploy
+        state.limit_hosts = [inventory.get_host(name) for name in limit]
     for host in inventory:
         host.connected = True
         state.activate_host(host)
@@ -261,6 +263,8 @@ def _prepare(state: State, deploy, deploy_args) -> None:
         ctx_state.use(state),
     ):
         for host in state.inventory:
+            if not state.is_host_in_limit(host):
+                continue
             with ctx_host.use(host):
                 deploy(*deploy_args)
     state.set_stage(StateStage.Execute)
@@ -391,8 +395,11 @@ def run(
     responses: list[tuple[str, int, str]] | None = None,
     converged: bool = False,
     deploy_args: tuple = (),
+    limit: list[str] | None = None,
 ) -> Run:
-    """Run `deploy` on every host of `cluster` (a dict, a path, or the default 3 nodes)."""
+    """Run `deploy` on every host of `cluster` (a dict, a path, or the default 3 nodes), or
+    on the hosts of `limit` only (`pyinfra --limit`; the others answer facts and commands
+    run on them from the deploy's code)."""
     cluster = _cluster(cluster)
     responses = list(responses or [])
 
@@ -409,15 +416,17 @@ def run(
 
         return facts_for
 
-    first = _run_once(cluster, deploy, deploy_args, facts_source(load_facts(os), {}), responses)
+    first = _run_once(
+        cluster, deploy, deploy_args, facts_source(load_facts(os), {}), responses, limit
+    )
     if not converged:
         return first
     extra = _upload_facts(first)
     recorded = load_facts(os, converged=True)
-    return _run_once(cluster, deploy, deploy_args, facts_source(recorded, extra), responses)
+    return _run_once(cluster, deploy, deploy_args, facts_source(recorded, extra), responses, limit)
 
 
-def _run_once(cluster, deploy, deploy_args, facts_for, responses) -> Run:
+def _run_once(cluster, deploy, deploy_args, facts_for, responses, limit=None) -> Run:
     result = Run()
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
@@ -426,7 +435,7 @@ def _run_once(cluster, deploy, deploy_args, facts_for, responses) -> Run:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        state = _state(cluster)
+        state = _state(cluster, limit)
         _simulate(state, deploy, deploy_args, facts_for, responses, result)
     finally:
         logger.removeHandler(handler)
