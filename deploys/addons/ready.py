@@ -6,8 +6,10 @@ and ready. A ready cluster makes the wait
 a no-op, so a converged run reports no change; otherwise the run waits (each wait bounded by
 `ready_timeout`). A run that waited or changed the first control plane (init, join
 credentials, add-ons) prints a short summary: nodes and roles, versions, where the
-kubeconfig is, the Kuboard address. The cluster may be ready before the wait (the Kuboard
-agent's wait needs the pod network), so the wait alone does not decide. No secret is part
+kubeconfig is, the Kuboard address, the nodes in the cluster that the cluster file does
+not name (never deleted by a run: deploys/remove.py removes nodes). The cluster may be
+ready before the wait (the Kuboard agent's wait needs the pod network), so the wait alone
+does not decide. No secret is part
 of the summary.
 """
 
@@ -117,7 +119,24 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
     if s.fetch_kubeconfig:
         places.append(f"{s.fetch_kubeconfig} on this machine")
     lines.append("kubeconfig: " + "; ".join(places))
-    return lines + kuboard.summary(ctx.nodes, s)
+    lines += kuboard.summary(ctx.nodes, s)
+    others = strangers(ctx, status)
+    if others:
+        lines.append(
+            f"in the cluster but not in the cluster file: {', '.join(others)} (left as they "
+            "are: to remove one, put it back in the file and run deploys/remove.py --limit "
+            "NAME)"
+        )
+    return lines
+
+
+def strangers(ctx: NodeContext, status: dict | None) -> list[str]:
+    """Nodes the API server has that the cluster file does not name: listed in the
+    summary, never deleted by a run."""
+    known = {n.name for n in ctx.nodes}
+    return sorted(
+        n["metadata"]["name"] for n in _items(status, "Node") if n["metadata"]["name"] not in known
+    )
 
 
 @operation()
@@ -178,4 +197,7 @@ def wait_for_cluster():
             )
         )
 
-    python.call(name="cluster: print summary", function=print_summary, _if=run_changed_this_node)
+    def summary_due() -> bool:
+        return run_changed_this_node() or bool(strangers(ctx, host.get_fact(ClusterStatus)))
+
+    python.call(name="cluster: print summary", function=print_summary, _if=summary_due)

@@ -194,6 +194,28 @@ def test_summary_without_extras_or_status():
     ]
 
 
+def stranger(items):
+    extra = copy.deepcopy(item(items, "w2"))
+    extra["metadata"]["name"] = "old-w9"
+    items.append(extra)
+
+
+def test_summary_lists_nodes_in_the_cluster_but_not_in_the_file():
+    lines = ready.summary(context(), status_with(stranger))
+    assert lines[-1] == (
+        "in the cluster but not in the cluster file: old-w9 (left as they are: to remove one, "
+        "put it back in the file and run deploys/remove.py --limit NAME)"
+    )
+    assert ready.strangers(context(), READY) == []
+
+
+def test_a_converged_run_with_a_node_not_in_the_file_says_so_and_deletes_nothing():
+    run = harness.run(wait_for_cluster, converged=True, facts={STATUS: status_with(stranger)})
+    assert run.changed("cp1") == ["cluster: print summary"]  # printing only: no command
+    assert run.commands("cp1") == ["call print_summary"]
+    assert "in the cluster but not in the cluster file: old-w9" in run.log
+
+
 # --- the deploy ---
 
 
