@@ -791,6 +791,7 @@ class Kubeadm:
                 sort_keys=False,
             ),
             "kube_proxy_mode": docs.get("KubeProxyConfiguration", {}).get("mode", ""),
+            **lifecycle_state(docs, name),
         }
         cluster = state["cluster"]
         taints = registration.get("taints", [CONTROL_PLANE_TAINT])
@@ -953,6 +954,7 @@ class Kubeadm:
                 )
             advertise = control_plane.get("localAPIEndpoint", {}).get("advertiseAddress", "")
             files.update(_control_plane_files(cluster, ca, server, advertise))
+            cluster.setdefault("etcd_members", []).append(name)
             roles = ["control-plane"]
             taints = registration.get("taints", [CONTROL_PLANE_TAINT])
         existing = self.plane.state["nodes"].get(name)
@@ -1104,6 +1106,9 @@ class Kubeadm:
     def run(self) -> dict:
         argv = self.argv
         words = [a for a in argv if not a.startswith("-")]
+        lifecycle = KubeadmLifecycle(self).run(words)
+        if lifecycle is not None:
+            return lifecycle
         if words[:1] == ["upgrade"]:
             return self.upgrade()
         if words[:1] == ["init"] and words[1:3] == ["phase", "upload-certs"]:
@@ -1117,6 +1122,256 @@ class Kubeadm:
         if words[:1] == ["reset"]:
             return self.reset()
         raise Failure(f"stand-in kubeadm: {' '.join(words[:3])!r} is not implemented\n")
+
+
+# --- the cluster's lifecycle: reconfiguration, removal (deploys/kubernetes/reconfigure.py,
+# removal.py) -----------------------------------------------------------------------------
+
+
+def lifecycle_state(docs: dict, first: str) -> dict:
+    """What `kubeadm init` keeps of its configuration for the later phases: the documents
+    kubeadm uploads to its ConfigMaps, and the stacked etcd members."""
+    return {
+        "cluster_configuration": yaml.safe_dump(docs.get("ClusterConfiguration", {})),
+        "kube_proxy_config": yaml.safe_dump(
+            docs.get(
+                "KubeProxyConfiguration",
+                {
+                    "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+                    "kind": "KubeProxyConfiguration",
+                },
+            )
+        ),
+        "etcd_members": [first],
+    }
+
+
+def kubeadm_config_maps(cluster: dict | None) -> list[dict]:
+    """The ConfigMaps kubeadm keeps in kube-system (kubeadm-config: ClusterConfiguration,
+    kubelet-config: kubelet, kube-proxy: config.conf), as `kubectl get` shows them."""
+    if not cluster or "cluster_configuration" not in cluster:
+        return []
+    # `kubeadm upgrade apply` moves the version in kubeadm-config with the cluster's.
+    configuration = yaml.safe_load(cluster["cluster_configuration"]) or {}
+    configuration["kubernetesVersion"] = cluster["version"]
+    data = {
+        "kubeadm-config": {"ClusterConfiguration": yaml.safe_dump(configuration)},
+        "kubelet-config": {"kubelet": cluster["kubelet_config"]},
+        "kube-proxy": {"config.conf": cluster["kube_proxy_config"]},
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "kube-system"},
+            "data": values,
+        }
+        for name, values in data.items()
+    ]
+
+
+def server_certificate(ca: dict, subject: str, names: list[str]) -> tuple[str, str]:
+    """A serving certificate signed by the cluster CA for `names` (DNS names and IPs)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(ca["cert"].encode())
+    ca_key = serialization.load_pem_private_key(ca["key"].encode(), None)
+    sans = []
+    for name in names:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            sans.append(x509.DNSName(name))
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=365))
+        .add_extension(x509.SubjectAlternativeName(sans), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem_cert, pem_key = _pem_pair(key, cert)
+    return pem_cert, pem_key
+
+
+def _static_pod(component: str, image: str, flags: dict, volumes: list) -> str:
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": component,
+            "namespace": "kube-system",
+            "labels": {"component": component, "tier": "control-plane"},
+            "annotations": {"stand-in": "test double: never run"},
+        },
+        "spec": {
+            "hostNetwork": True,
+            "containers": [
+                {
+                    "name": component,
+                    "image": image,
+                    "command": [component, *(f"--{k}={v}" for k, v in sorted(flags.items()))],
+                    "volumeMounts": [
+                        {"name": v["name"], "mountPath": v["mountPath"], "readOnly": True}
+                        for v in volumes
+                    ],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": v["name"],
+                    "hostPath": {"path": v["hostPath"], "type": v.get("pathType", "")},
+                }
+                for v in volumes
+            ],
+        },
+    }
+    return yaml.safe_dump(manifest, sort_keys=False)
+
+
+class KubeadmLifecycle:
+    """The phases the reconfiguration and the removal call, as kubeadm 1.35 answers them:
+    `init phase upload-config kubeadm|kubelet`, `init phase addon kube-proxy`, `init phase
+    certs apiserver`, `init phase control-plane all`, `upgrade node phase kubelet-config`,
+    `reset phase remove-etcd-member`."""
+
+    def __init__(self, kubeadm: Kubeadm):
+        self.kubeadm, self.plane = kubeadm, kubeadm.plane
+
+    def run(self, words: list[str]) -> dict | None:
+        phase = " ".join(words[:4])
+        if phase in ("init phase upload-config kubeadm", "init phase upload-config kubelet"):
+            return self.upload_config(words[3])
+        if phase == "init phase addon kube-proxy":
+            return self.kube_proxy()
+        if phase == "init phase certs apiserver":
+            return self.certs_apiserver()
+        if phase == "init phase control-plane all":
+            return self.control_plane()
+        if phase == "upgrade node phase kubelet-config":
+            return self.kubelet_config()
+        if " ".join(words[:3]) == "reset phase remove-etcd-member":
+            return self.remove_etcd_member()
+        return None
+
+    def _documents(self) -> dict[str, dict]:
+        path, text = self.kubeadm.config_text()
+        return parse_documents(text, path)
+
+    def upload_config(self, what: str) -> dict:
+        cluster = self.kubeadm.require_admin()
+        docs = self._documents()
+        if what == "kubeadm":
+            cluster["cluster_configuration"] = yaml.safe_dump(docs["ClusterConfiguration"])
+            cluster["image_repository"] = docs["ClusterConfiguration"].get(
+                "imageRepository", cluster["image_repository"]
+            )
+            stdout = (
+                '[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" '
+                'in the "kube-system" Namespace\n'
+            )
+        else:
+            cluster["kubelet_config"] = yaml.safe_dump(
+                docs["KubeletConfiguration"], sort_keys=False
+            )
+            stdout = (
+                '[kubelet] Creating a ConfigMap "kubelet-config" in namespace kube-system '
+                "with the configuration for the kubelets in the cluster\n"
+            )
+        self.plane.save()
+        return {"stdout": stdout}
+
+    def kube_proxy(self) -> dict:
+        cluster = self.kubeadm.require_admin()
+        proxy = self._documents().get("KubeProxyConfiguration", {})
+        cluster["kube_proxy_config"] = yaml.safe_dump(proxy)
+        cluster["kube_proxy_mode"] = proxy.get("mode", "")
+        self.plane.save()
+        return {"stdout": "[addons] Applied essential addon: kube-proxy\n"}
+
+    def certs_apiserver(self) -> dict:
+        docs = self._documents()
+        cluster = self.plane.cluster()
+        if self.kubeadm.context.get("exists", {}).get("/etc/kubernetes/pki/apiserver.crt"):
+            return {"stdout": "[certs] Using existing apiserver certificate and key on disk\n"}
+        init = docs.get("InitConfiguration", {})
+        name = init.get("nodeRegistration", {}).get("name") or self.kubeadm.request["node"]
+        advertise = init.get("localAPIEndpoint", {}).get("advertiseAddress", "")
+        cluster_doc = docs["ClusterConfiguration"]
+        domain = cluster_doc.get("networking", {}).get("dnsDomain", "")
+        sans = (cluster_doc.get("apiServer") or {}).get("certSANs", [])
+        names = ["kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                 f"kubernetes.default.svc.{domain}", name, advertise, *sans]  # fmt: skip
+        cert, key = server_certificate(cluster["ca"], "kube-apiserver", [n for n in names if n])
+        return {
+            "stdout": '[certs] Generating "apiserver" certificate and key\n'
+            f"[certs] apiserver serving cert is signed for DNS names and IPs {names}\n",
+            "writes": {
+                "/etc/kubernetes/pki/apiserver.crt": ("644", cert),
+                "/etc/kubernetes/pki/apiserver.key": ("600", key),
+            },
+        }
+
+    def control_plane(self) -> dict:
+        docs = self._documents()
+        cluster_doc = docs["ClusterConfiguration"]
+        advertise = docs.get("InitConfiguration", {}).get("localAPIEndpoint", {})
+        repo = cluster_doc.get("imageRepository", "registry.k8s.io")
+        version = cluster_doc.get("kubernetesVersion", f"v{self.kubeadm.version}")
+        writes, out = {}, []
+        for key, component in (("apiServer", "kube-apiserver"),
+                               ("controllerManager", "kube-controller-manager"),
+                               ("scheduler", "kube-scheduler")):  # fmt: skip
+            section = cluster_doc.get(key) or {}
+            flags = _kubelet_args({"kubeletExtraArgs": section.get("extraArgs")})
+            if component == "kube-apiserver":
+                flags["advertise-address"] = advertise.get("advertiseAddress", "")
+            text = _static_pod(
+                component, f"{repo}/{component}:{version}", flags, section.get("extraVolumes") or []
+            )
+            writes[f"/etc/kubernetes/manifests/{component}.yaml"] = ("600", text)
+            out.append(f'[control-plane] Creating static Pod manifest for "{component}"\n')
+        return {"stdout": "".join(out), "writes": writes}
+
+    def kubelet_config(self) -> dict:
+        cluster = self.plane.cluster()
+        if not self.kubeadm.context.get("exists", {}).get("/etc/kubernetes/kubelet.conf"):
+            raise Failure(
+                "error execution phase kubelet-config: failed to load kubeconfig: open "
+                "/etc/kubernetes/kubelet.conf: no such file or directory\n" + STACK_HINT
+            )
+        return {
+            "stdout": '[upgrade] Reading configuration from the "kubeadm-config" ConfigMap in '
+            'namespace "kube-system"...\n[kubelet-start] Writing kubelet configuration to file '
+            '"/var/lib/kubelet/config.yaml"\n[upgrade/kubelet-config] The kubelet configuration '
+            "for this node was successfully upgraded!\n",
+            "writes": {"/var/lib/kubelet/config.yaml": ("644", cluster["kubelet_config"])},
+        }
+
+    def remove_etcd_member(self) -> dict:
+        cluster = self.plane.cluster()
+        name = self.kubeadm.request["node"]
+        members = cluster.setdefault("etcd_members", [])
+        if name not in members:
+            return {"stdout": "[reset] No etcd member found for this node\n"}
+        if len(members) == 1:
+            raise Failure(
+                "error execution phase remove-etcd-member: cannot remove the only member of "
+                "the etcd cluster\n" + STACK_HINT
+            )
+        members.remove(name)
+        self.plane.save()
+        return {"stdout": f"[reset] Removing member {name} from the etcd cluster\n"}
 
 
 def parse_duration(text: str) -> float:
@@ -1229,6 +1484,7 @@ class Kubectl:
     def all_objects(self) -> list[dict]:
         objects = [self.plane.node_object(n) for n in self.plane.state["nodes"]]
         objects += self.plane.pods()
+        objects += kubeadm_config_maps(self.plane.state["cluster"])
         objects += [copy.deepcopy(o) for o in self.plane.state["objects"].values()]
         return objects
 
@@ -1585,10 +1841,32 @@ class Kubectl:
                     )
                 self.plane.changed.wait(min(left, 1.0))
 
+    def rollout_restart(self) -> dict:
+        """`kubectl rollout restart daemonset/NAME`: the pods are recreated (recorded); kube-proxy,
+        a DaemonSet kubeadm made, included."""
+        self.words = self.words[1:]
+        with self.plane.lock:  # `rollout` runs unlocked (its `status` waits)
+            return self._restart()
+
+    def _restart(self) -> dict:
+        out = []
+        for kind, names in self.targets():
+            for name in names:
+                if kind != "DaemonSet" or (name != "kube-proxy" and not self.select(kind, [name])):
+                    raise Failure(
+                        f'Error from server (NotFound): daemonsets.apps "{name}" not found\n'
+                    )
+                self.plane.state.setdefault("restarted", {})[f"{self.namespace}/{name}"] = now()
+                out.append(f"daemonset.apps/{name} restarted\n")
+        self.plane.save()
+        return {"stdout": "".join(out)}
+
     def rollout(self) -> dict:
         self.authenticate()
+        if self.words[1:2] == ["restart"]:
+            return self.rollout_restart()
         if self.words[1:2] != ["status"]:
-            raise Failure("stand-in kubectl: only `rollout status` is implemented\n")
+            raise Failure("stand-in kubectl: only `rollout status|restart` is implemented\n")
         self.words = self.words[1:]
         (kind, names), *_ = self.targets()
         timeout = parse_duration(self.options.get("timeout", "0s")) or 600

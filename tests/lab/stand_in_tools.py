@@ -42,6 +42,7 @@ KUBEADM_FILES = (
     "/etc/kubernetes/pki/ca.crt",
     "/etc/kubernetes/manifests/kube-apiserver.yaml",
     "/etc/kubernetes/manifests/etcd.yaml",
+    "/etc/kubernetes/pki/apiserver.crt",
 )
 SECRET_FLAGS = ("--token", "--certificate-key", "--discovery-token", "--tls-bootstrap-token")
 SECRET_PATTERNS = (
