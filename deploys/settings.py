@@ -364,6 +364,20 @@ class Settings:
         time stays cordoned and the run stops, naming the pods that blocked it.""",
     )
 
+    cert_renew_days: int = setting(
+        30,
+        CLUSTER,
+        """A run renews the control planes' certificates (`kubeadm certs renew all`, then the
+        control-plane pods restarted, one control plane at a time) when the earliest
+        expires within this many days (1..364: renewed certificates last 365 days).""",
+    )
+    cert_auto_renew: bool = setting(
+        False,
+        CLUSTER,
+        """Install a monthly systemd timer on the control planes that renews the
+        certificates within cert_renew_days without a run.""",
+    )
+
     def to_json(self) -> dict:
         """What pyinfra prints for these settings (debug-inventory): secrets as
         placeholders."""
@@ -861,6 +875,7 @@ def _concern_checks():
     from deploys import kuboard as kuboard_server
     from deploys import loadbalancer
     from deploys.addons import kuboard, network
+    from deploys.kubernetes import certificates
     from deploys.system import sysctl
 
     return (
@@ -869,6 +884,7 @@ def _concern_checks():
         kuboard.check_settings,
         kuboard_server.check_settings,
         loadbalancer.check_settings,
+        certificates.check_settings,
     )
 
 

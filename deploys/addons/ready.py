@@ -15,16 +15,18 @@ of the summary.
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from pyinfra import host
-from pyinfra.api import FactBase, deploy, operation
+from pyinfra.api import FactBase, OperationError, StringCommand, deploy, operation
 from pyinfra.operations import python
 
-from deploys import kuboard
+from deploys import kuboard, secret
 from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
 from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
+from deploys.kubernetes import certificates
 
 SYSTEM_NAMESPACE = "kube-system"
 # The namespaces whose pods must run: the control plane's and kube-proxy's, and the
@@ -99,8 +101,9 @@ def problems(status: dict | None, node_names: list[str]) -> list[str]:
     return issues
 
 
-def summary(ctx: NodeContext, status: dict | None) -> list[str]:
-    """The lines printed at the end of a run that changed the cluster."""
+def summary(ctx: NodeContext, status: dict | None, expiry: dict | None = None) -> list[str]:
+    """The lines printed at the end of a run that changed the cluster; `expiry`: {control
+    plane: its certificates' expiry (certificates.CertificateExpiry) or None}."""
     s = ctx.settings
     found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
     lines = [f"cluster ready: {len(ctx.members)} nodes, API server {ctx.api_endpoint}"]
@@ -120,6 +123,9 @@ def summary(ctx: NodeContext, status: dict | None) -> list[str]:
         places.append(f"{s.fetch_kubeconfig} on this machine")
     lines.append("kubeconfig: " + "; ".join(places))
     lines += kuboard.summary(ctx.nodes, s)
+    moment = datetime.datetime.now(datetime.UTC)
+    for name, found in (expiry or {}).items():
+        lines.append("certificates: " + certificates.expiry_line(name, found, moment))
     others = strangers(ctx, status)
     if others:
         lines.append(
@@ -168,6 +174,23 @@ def cluster_ready(node_names: list[str], timeout: int):
     )
 
 
+def certificate_expiry(ctx: NodeContext) -> dict[str, dict | None]:
+    """{control plane: its certificates' expiry}, read now (after any renewal of this
+    run) with `kubeadm certs check-expiration` on each; None where it did not answer."""
+    found = {}
+    for node in ctx.control_planes:
+        try:
+            text = secret.output(
+                StringCommand(certificates.CertificateExpiry().command()),
+                "reading certificate expiry",
+                host.inventory.get_host(node.name),
+            )
+        except OperationError:
+            text = ""
+        found[node.name] = certificates.parse_expiry(text.splitlines())
+    return found
+
+
 @deploy("Cluster ready")
 def wait_for_cluster():
     ctx = NodeContext.of(host)
@@ -182,7 +205,7 @@ def wait_for_cluster():
 
     def print_summary():
         # No arguments: pyinfra records a call's arguments, and the settings hold secrets.
-        for line in summary(ctx, host.get_fact(ClusterStatus)):
+        for line in summary(ctx, host.get_fact(ClusterStatus), certificate_expiry(ctx)):
             host.log(line)
 
     def run_changed_this_node() -> bool:

@@ -11,7 +11,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from deploys.context import NodeContext
-from deploys.kubernetes import kubeadm_config, packages, reconfigure
+from deploys.kubernetes import certificates, kubeadm_config, packages, reconfigure
 from deploys.kubernetes.bootstrap import bootstrap_node, in_cluster
 from deploys.kubernetes.upgrade import upgrade_cluster
 
@@ -27,6 +27,7 @@ def rendered_files(ctx: NodeContext) -> dict[str, str]:
         **packages.rendered_files(ctx),
         **kubeadm_config.rendered_files(ctx),
         **reconfigure.rendered_files(ctx),
+        **certificates.rendered_files(ctx),
     }
 
 
@@ -39,6 +40,7 @@ def converge():
     packages.install_packages(ctx, in_cluster=member)
     kubeadm_config.write_configuration(ctx)
     reconfigure.upload_configuration(ctx, member)
-    bootstrap_node(ctx, pending=not member)
+    bootstrap_node(ctx, pending=not member, record=reconfigure.record_commands(ctx))
     upgrade_cluster(ctx, member)
     reconfigure.reconfigure_node(ctx, member)
+    certificates.converge_certificates(ctx, member)

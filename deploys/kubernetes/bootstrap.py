@@ -401,12 +401,15 @@ def delete_node_command(name: str) -> StringCommand:
     return kubectl("delete", "node", name, "--ignore-not-found")
 
 
-def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
+def bootstrap_node(ctx: NodeContext, pending: bool, record: list | None = None) -> None:
     """Init or join this node, then place the admin kubeconfig. Every node runs the same
     operations, each with nothing to do where it does not apply.
 
     pending: this node is not in the cluster yet (see in_cluster).
+    record: commands run right after a control plane's init or join succeeded, in the same
+    operation (deploys/kubernetes/reconfigure.py records what it was set up from).
     """
+    record = list(record or [])
     s = ctx.settings
     node, first = ctx.node, ctx.first_control_plane
     is_first, joining = ctx.is_first_control_plane, pending and joins(ctx)
@@ -432,7 +435,7 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     )
     server.shell(
         name="kubeadm: initialize cluster",
-        commands=[init_command(s)] if pending and is_first else [],
+        commands=[init_command(s), *record] if pending and is_first else [],
     )
     server.shell(
         name="kubeadm: reset leftovers of an earlier join",
@@ -451,7 +454,7 @@ def bootstrap_node(ctx: NodeContext, pending: bool) -> None:
     )
     server.shell(
         name="kubeadm: join control plane",
-        commands=[join_command(s)] if joining and node.is_control_plane else [],
+        commands=[join_command(s), *record] if joining and node.is_control_plane else [],
         _serial=True,
     )
     server.shell(

@@ -281,6 +281,15 @@ def applied_file(ctx: NodeContext) -> str:
     return _yaml(f"kubeadm configuration applied on {ctx.node.name}", applied_documents(ctx))
 
 
+def record_commands(ctx: NodeContext) -> list[StringCommand]:
+    """On a control plane, right after its init or join (bootstrap_node's `record`): what
+    its manifests and certificate were just generated from. A control plane without it
+    (set up by an earlier version of this project) is regenerated once."""
+    if not ctx.node.is_control_plane:
+        return []
+    return [secret.write_command(APPLIED_CONFIG, applied_file(ctx))]
+
+
 def rendered_files(ctx: NodeContext) -> dict[str, str]:
     """{remote path: content} of what this module writes on a control plane that joins
     (or initializes) the cluster: the configuration it was set up from."""
@@ -436,19 +445,14 @@ def reconfigure_node(ctx: NodeContext, member: bool) -> None:
     at a time; each node whose kubelet runs with another configuration drained, its
     configuration fetched, the kubelet restarted, then uncordoned once Ready, one node at a
     time (drain.roll). A node that joined in this run was set up from the ConfigMaps this run
-    uploaded: it only records what it was generated from."""
+    uploaded (record_commands)."""
     state = live(ctx, member)
     node = ctx.node
     steps = control_plane_steps(state["applied"], ctx) if member and node.is_control_plane else []
-    record = node.is_control_plane and not member
     server.shell(
         name="kubeadm: reconfigure control plane",
         commands=control_plane_commands(ctx, steps),
         _serial=True,
-    )
-    server.shell(
-        name="kubeadm: record applied configuration",
-        commands=[secret.write_command(APPLIED_CONFIG, applied_file(ctx))] if record else [],
     )
     if not member:
         return  # neither pending nor left drained by a killed run: nothing to roll

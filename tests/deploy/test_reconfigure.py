@@ -238,10 +238,23 @@ def test_a_control_plane_set_up_before_the_applied_file_is_regenerated_once():
 
 
 def test_a_joining_control_plane_records_what_it_was_set_up_from():
+    """In its join's operation, right after the join: a run killed later keeps it."""
     facts = {**live.as_left(HA), "cp2": harness.load_facts("ubuntu-24.04")}
     result = run(HA, facts)
-    assert "kubeadm: record applied configuration" in result.changed("cp2")
     assert RECONFIGURE_CP not in result.changed("cp2")
+    join = result.op("cp2", "kubeadm: join control plane").commands
+    assert join[-1].endswith(
+        "mv -f /etc/kubernetes/kubeadm-applied.yaml.part /etc/kubernetes/kubeadm-applied.yaml"
+    )
+    (text,) = [t for c, t in result.stdin["cp2"] if c == join[-1]]
+    assert "advertiseAddress: 10.0.0.12" in text
+
+
+def test_the_first_control_plane_records_right_after_init():
+    result = harness.run(kubernetes.converge, cluster=HA, responses=RESPONSES)
+    init = result.op("cp1", "kubeadm: initialize cluster").commands
+    assert "kubeadm init --config" in init[0] and "kubeadm-applied.yaml" in init[1]
+    assert result.op("w1", "kubeadm: join worker").commands[-1].startswith("kubeadm config")
 
 
 # --- decisions --------------------------------------------------------------------------

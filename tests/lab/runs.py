@@ -38,17 +38,24 @@ class Run:
         return dict(zip(("hosts", "success", "error", "no_change"), counts, strict=True))
 
 
-def pyinfra(deploy: str | Path, cluster_file: Path, timeout: float = 1200) -> Run:
-    """`CLUSTER=cluster_file pyinfra -y inventory.py DEPLOY` from the repository root (a
-    path relative to it, or absolute)."""
+def pyinfra(
+    deploy: str | Path,
+    cluster_file: Path,
+    timeout: float = 1200,
+    limit: str = "",
+    env: dict[str, str] | None = None,
+) -> Run:
+    """`CLUSTER=cluster_file pyinfra -y inventory.py DEPLOY [--limit LIMIT]` from the
+    repository root (a path relative to it, or absolute), with `env` added to the
+    environment."""
     deploy = Path(deploy)
     if deploy.is_absolute():
         deploy = deploy.relative_to(config.REPO_ROOT)
     started = time.monotonic()
     result = subprocess.run(
-        [str(PYINFRA), "-y", "inventory.py", str(deploy)],
+        [str(PYINFRA), "-y", *(["--limit", limit] if limit else []), "inventory.py", str(deploy)],
         cwd=config.REPO_ROOT,
-        env={**os.environ, "CLUSTER": str(cluster_file)},
+        env={**os.environ, **(env or {}), "CLUSTER": str(cluster_file)},
         capture_output=True,
         text=True,
         timeout=timeout,
