@@ -1262,7 +1262,67 @@ class KubeadmLifecycle:
             return self.kubelet_config()
         if " ".join(words[:3]) == "reset phase remove-etcd-member":
             return self.remove_etcd_member()
+        if words[:2] == ["certs", "check-expiration"]:
+            return self.check_expiration()
+        if words[:3] == ["certs", "renew", "all"]:
+            return self.renew()
         return None
+
+    # The certificates kubeadm makes on a control plane: issued at its init or join (or
+    # last renewal), valid one year; the CAs ten years from the cluster's creation.
+    LEAVES = ("admin.conf", "apiserver", "apiserver-etcd-client", "apiserver-kubelet-client",
+              "controller-manager.conf", "etcd-healthcheck-client", "etcd-peer", "etcd-server",
+              "front-proxy-client", "scheduler.conf", "super-admin.conf")  # fmt: skip
+
+    def _control_plane_node(self) -> dict:
+        name = self.kubeadm.request["node"]
+        node = self.plane.state["nodes"].get(name)
+        if node is None or "control-plane" not in node["roles"]:
+            raise Failure(
+                "error: failed to load certificate: open /etc/kubernetes/pki/apiserver.crt: no "
+                "such file or directory\n" + STACK_HINT
+            )
+        return node
+
+    def check_expiration(self) -> dict:
+        node = self._control_plane_node()
+        issued = node.get("certs_renewed", node["created"])
+        first = min(n["created"] for n in self.plane.state["nodes"].values())
+
+        def row(seconds: float) -> tuple[str, str]:
+            moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+            left = int((seconds - now()) // 86400)
+            return moment.strftime("%b %d, %Y %H:%M UTC"), f"{left}d" if left < 365 else "9y"
+
+        lines = [
+            '[check-expiration] Reading configuration from the "kubeadm-config" ConfigMap in '
+            'namespace "kube-system"...',
+            "",
+            "CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE "
+            "AUTHORITY   EXTERNALLY MANAGED",
+        ]
+        expires, left = row(issued + 365 * 86400)
+        for leaf in self.LEAVES:
+            ca = "etcd-ca" if leaf.startswith("etcd") or leaf == "apiserver-etcd-client" else "ca"
+            lines.append(f"{leaf:<26} {expires}   {left:<15} {ca:<23} no")
+        expires, left = row(first + 3650 * 86400)
+        lines += ["", "CERTIFICATE AUTHORITY   EXPIRES                  RESIDUAL TIME   "
+                  "EXTERNALLY MANAGED"]  # fmt: skip
+        lines += [
+            f"{ca:<23} {expires}   {left:<15} no" for ca in ("ca", "etcd-ca", "front-proxy-ca")
+        ]
+        return {"stdout": "\n".join(lines) + "\n"}
+
+    def renew(self) -> dict:
+        node = self._control_plane_node()
+        node["certs_renewed"] = now()
+        self.plane.save()
+        return {
+            "stdout": "".join(f"certificate for {leaf} renewed\n" for leaf in self.LEAVES)
+            + "\nDone renewing certificates. You must restart the kube-apiserver, "
+            "kube-controller-manager, kube-scheduler and etcd, so that they can use the new "
+            "certificates.\n"
+        }
 
     def _documents(self) -> dict[str, dict]:
         path, text = self.kubeadm.config_text()

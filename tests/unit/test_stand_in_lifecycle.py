@@ -4,11 +4,12 @@ the phases the reconfiguration and the removal call, in kubeadm's output formats
 
 from __future__ import annotations
 
+import datetime
 import json
 
 import yaml
 
-from deploys.kubernetes import kubeadm_config, reconfigure
+from deploys.kubernetes import certificates, kubeadm_config, reconfigure
 from tests.unit.test_stand_in_control_plane import Cluster, call, cluster_doc, contexts
 
 ADMIN = {"/etc/kubernetes/admin.conf": True}
@@ -118,3 +119,17 @@ def test_an_etcd_member_is_removed_once_and_never_the_last():
     assert last["exit"] == 1 and "only member" in last["stderr"]
     assert cluster.plane.state["nodes"].keys() == {"cp1", "cp2"}  # not a full reset
     json.dumps(cluster.plane.state)  # the state stays serialisable
+
+
+def test_certificates_expire_a_year_after_they_were_issued_and_renew():
+    cluster = built()
+    text = kubeadm(cluster, "cp1", "certs", "check-expiration")["stdout"]
+    found = certificates.parse_expiry(text.splitlines())
+    assert len(found) == 11 and "ca" not in found
+    name, moment = certificates.earliest(found)
+    days = (moment - datetime.datetime.now(datetime.UTC)).days
+    assert 363 <= days <= 365
+    renewed = kubeadm(cluster, "cp1", "certs", "renew", "all")["stdout"]
+    assert "Done renewing certificates." in renewed
+    refused = kubeadm(cluster, "w1", "certs", "check-expiration")
+    assert refused["exit"] == 1  # a worker has no control-plane certificates
