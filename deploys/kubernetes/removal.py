@@ -19,8 +19,8 @@ state it removes, so a run killed at any step is finished by the next:
    configuration (/etc/cni/net.d) and state (/var/lib/cni, /run/flannel), the interfaces
    flannel and kube-proxy made (cni0, flannel.1, flannel-wg, kube-ipvs0), kube-proxy's and
    flannel's iptables chains (every rule naming a KUBE- or FLANNEL- chain: the firewall's
-   own rules stay), kube-proxy's nftables tables, and /etc/kubernetes, /var/lib/kubelet,
-   /var/lib/etcd themselves.
+   own rules stay), kube-proxy's nftables tables, and /etc/kubernetes (but for the empty
+   manifests directory the kubelet package made), /var/lib/kubelet, /var/lib/etcd.
 
 The packages stay installed and held, containerd and the OS preparation stay: node.py
 finds nothing to do, and cluster.py joins the host again when it is in the cluster file.
@@ -55,8 +55,12 @@ from deploys.kubernetes.bootstrap import reset_command
 from deploys.kubernetes.kubeadm_config import kubectl
 
 # What kubeadm and the cluster leave on a node, removed after `kubeadm reset`.
+# /etc/kubernetes goes too, but for the empty manifests directory the kubelet package
+# installs (and a joining node's configuration is written beside): as after the packages.
+KUBERNETES_DIR = "/etc/kubernetes"
+PACKAGE_DIR = f"{KUBERNETES_DIR}/manifests"
 DIRECTORIES = (
-    "/etc/kubernetes",
+    KUBERNETES_DIR,
     "/var/lib/kubelet",
     "/var/lib/etcd",
     "/var/lib/cni",
@@ -93,7 +97,11 @@ class NodeLeftovers(FactBase):
     def command(self) -> str:
         lines = [f"[ -e {p} ] && echo kubeadm" for p in KUBEADM_STATE]
         lines.append(f"[ -e {ETCD_MANIFEST} ] && echo etcd")
-        lines += [f"[ -e {d} ] && echo dir {d}" for d in DIRECTORIES]
+        lines.append(
+            f'[ -n "$(find {KUBERNETES_DIR} -mindepth 1 -not -path {PACKAGE_DIR} '
+            f'2>/dev/null | head -n 1)" ] && echo dir {KUBERNETES_DIR}'
+        )
+        lines += [f"[ -e {d} ] && echo dir {d}" for d in DIRECTORIES[1:]]
         lines.append(f'for f in {CNI_CONF_DIR}/*; do [ -e "$f" ] && echo cni "$f"; done')
         lines += [f"[ -e /sys/class/net/{i} ] && echo link {i}" for i in INTERFACES]
         lines.append(
@@ -223,9 +231,12 @@ def network_commands(leftovers: dict) -> list[StringCommand]:
 
 def directories_command(leftovers: dict) -> list[StringCommand]:
     found = leftovers["directories"]
-    return (
-        [StringCommand("rm", "-rf", "--one-file-system", *map(QuoteString, found))] if found else []
-    )
+    if not found:
+        return []
+    commands = [StringCommand("rm", "-rf", "--one-file-system", *map(QuoteString, found))]
+    if KUBERNETES_DIR in found:
+        commands.append(StringCommand("install", "-d", "-m", "755", PACKAGE_DIR))
+    return commands
 
 
 def remove_etcd_member_command() -> StringCommand:

@@ -13,6 +13,7 @@ from deploys.kubernetes import certificates
 from deploys.settings import ClusterError, parse_cluster
 from tests.deploy import harness, live
 from tests.deploy.test_kubernetes import RESPONSES
+from tests.deploy.test_reconfigure import HA
 
 EXPIRY = "deploys.kubernetes.certificates.CertificateExpiry"
 RENEW = "kubeadm: renew certificates"
@@ -32,14 +33,6 @@ ca                      Dec 28, 2026 23:36 UTC   28d             no
 etcd-ca                 Dec 28, 2035 23:36 UTC   9y              no
 """  # noqa: E501
 NOW = datetime.datetime(2026, 11, 30, 3, 0, tzinfo=datetime.UTC)
-HA = {
-    "hosts": [
-        {"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]},
-        {"name": "cp2", "address": "10.0.0.12", "roles": ["control_plane"]},
-        {"name": "w1", "address": "10.0.0.21", "roles": ["worker"]},
-    ],
-    "settings": {"control_plane_endpoint": "10.0.0.10:6443"},
-}
 
 
 def expiring_in(days: float) -> dict[str, str]:

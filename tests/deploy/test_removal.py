@@ -16,18 +16,10 @@ import pytest
 from deploys.kubernetes import removal
 from deploys.kubernetes.removal import RemovalRefused
 from tests.deploy import harness
+from tests.deploy.test_kubernetes import HA
 
 STATUS = "deploys.addons.ready.ClusterStatus"
 LEFTOVERS = "deploys.kubernetes.removal.NodeLeftovers"
-HA = {
-    "hosts": [
-        {"name": "cp1", "address": "10.0.0.11", "roles": ["control_plane"]},
-        {"name": "cp2", "address": "10.0.0.12", "roles": ["control_plane"]},
-        {"name": "cp3", "address": "10.0.0.13", "roles": ["control_plane"]},
-        {"name": "w1", "address": "10.0.0.21", "roles": ["worker"]},
-    ],
-    "settings": {"control_plane_endpoint": "10.0.0.10:6443"},
-}
 # What a worker of the default cluster keeps: kubeadm's files, flannel's CNI file and
 # interfaces, kube-proxy's and flannel's iptables chains.
 WORKER_LEFT = {
@@ -44,15 +36,7 @@ CONTROL_PLANE_LEFT = {
     "etcd": True,
     "directories": [*WORKER_LEFT["directories"], "/var/lib/etcd"],
 }
-NOTHING_LEFT = {
-    "kubeadm": False,
-    "etcd": False,
-    "directories": [],
-    "cni": [],
-    "interfaces": [],
-    "rules": 0,
-    "nft": [],
-}
+NOTHING_LEFT = removal.NodeLeftovers().process([])  # what a prepared node has
 REMOVE_OPS = [
     "kubernetes: drain node",
     "etcd: remove member",
@@ -137,7 +121,8 @@ def test_a_worker_is_drained_deleted_reset_and_cleaned():
     assert "iptables-save | grep -vE '(KUBE|FLANNEL)-' | iptables-restore" in network[3]
     assert "ip6tables-save | grep -vE '(KUBE|FLANNEL)-' | ip6tables-restore" in network[4]
     assert result.op("w1", "kubeadm: remove kubeadm directories").commands == [
-        "rm -rf --one-file-system /etc/kubernetes /var/lib/kubelet /var/lib/cni /run/flannel"
+        "rm -rf --one-file-system /etc/kubernetes /var/lib/kubelet /var/lib/cni /run/flannel",
+        "install -d -m 755 /etc/kubernetes/manifests",  # as the kubelet package leaves it
     ]
 
 
@@ -189,6 +174,23 @@ def test_a_blocked_drain_stops_before_anything_is_removed():
     assert failed.name == "kubernetes: drain node"
     assert "shop/web-1" in result.log and "drain_timeout (300 s)" in result.log
     assert result.op_names("w1") == ["kubernetes: drain node"]  # the host stopped there
+
+
+def test_leftovers_are_read_from_one_command(tmp_path):
+    """The fact's command, run by sh in a scratch root: an /etc/kubernetes holding only the
+    kubelet package's empty manifests directory is not a leftover; anything else is."""
+    import subprocess
+
+    command = removal.NodeLeftovers().command().replace(" /etc/", f" {tmp_path}/etc/")
+    (tmp_path / "etc/kubernetes/manifests").mkdir(parents=True)
+
+    def read():
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+        return removal.NodeLeftovers().process(out.splitlines())["directories"]
+
+    assert f"{tmp_path}/etc/kubernetes" not in read()
+    (tmp_path / "etc/kubernetes/manifests/etcd.yaml").write_text("x")
+    assert f"{tmp_path}/etc/kubernetes" in read()
 
 
 def test_hostile_cni_file_names_are_quoted():

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 CALLS_LOG = "/var/log/pyinfra-kubeadm-stand-in/calls.log"
 # Subcommands that change a cluster; anything else the deploy runs only reads.
 MUTATING = {
-    "kubeadm": ("init", "join", "reset", "upgrade", "token create", "token delete", "certs"),
+    "kubeadm": ("init", "join", "reset", "upgrade", "token create", "token delete",
+                "certs renew"),
     "kubectl": ("apply", "create", "delete", "replace", "patch", "edit", "label", "annotate",
                 "taint", "cordon", "uncordon", "drain", "scale", "rollout restart"),
 }  # fmt: skip

@@ -676,30 +676,8 @@ def _control_plane_files(cluster: dict, ca: dict, server: str, advertise: str) -
         files[f"/etc/kubernetes/{conf}"] = ("600", kubeconfig(ca, server, user, org))
     for component in STATIC_PODS:
         image = f"{cluster['image_repository']}/{component}:{cluster['version']}"
-        manifest = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": component,
-                "namespace": "kube-system",
-                "labels": {"component": component, "tier": "control-plane"},
-                "annotations": {"stand-in": "test double: never run"},
-            },
-            "spec": {
-                "hostNetwork": True,
-                "containers": [
-                    {
-                        "name": component,
-                        "image": image,
-                        "command": [component, f"--advertise-address={advertise}"],
-                    }
-                ],
-            },
-        }
-        files[f"/etc/kubernetes/manifests/{component}.yaml"] = (
-            "600",
-            yaml.safe_dump(manifest, sort_keys=False),
-        )
+        manifest = _static_pod(component, image, {"advertise-address": advertise}, [])
+        files[f"/etc/kubernetes/manifests/{component}.yaml"] = ("600", manifest)
     return files
 
 
