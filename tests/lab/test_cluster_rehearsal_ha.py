@@ -45,6 +45,9 @@ class HA:
     converged_calls: list[Call]
     added: Run
     added_calls: list[Call]
+    removed: Run  # deploys/remove.py --limit of the second control plane, at the end
+    removed_calls: list[Call]
+    removed_state: dict
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +67,11 @@ def ha(lab) -> HA:
         grown = Lab.up(nodes=5, suites=LAB_SUITES, control_planes=3)
         added = pyinfra("deploys/cluster.py", grown.inventory_path)
         added_calls = calls(grown)[before:]
+        before = len(calls(grown))
+        removed = pyinfra("deploys/remove.py", grown.inventory_path, limit=CONTROL_PLANES[1])
+        removed_calls = calls(grown)[before:]
         yield HA(inventory, cold, cold_calls, registered, converged, converged_calls, added,
-                 added_calls)  # fmt: skip
+                 added_calls, removed, removed_calls, grown.control_plane_state())  # fmt: skip
     finally:
         forget(Lab.load())
         Lab.up(nodes=len(LAB_NODES), suites=LAB_SUITES)
@@ -119,3 +125,17 @@ def test_an_added_worker_joins_alone(ha):
     changing = {c.node for c in ha.added_calls if c.mutating}
     assert changing == {FIRST, ADDED}  # the join credentials, the join
     assert "cluster ready: 5 nodes" in ha.added.output
+
+
+def test_a_control_plane_leaves_etcd_before_its_node_is_deleted(ha):
+    """deploys/remove.py on the second control plane of three (tests/deploy/test_removal.py
+    for the refusals: the last control plane, a lost quorum)."""
+    removed = CONTROL_PLANES[1]
+    assert ha.removed.result.returncode == 0, ha.removed.failure()
+    (member,) = kubeadm(ha.removed_calls, "reset phase remove-etcd-member")
+    (delete,) = [c for c in ha.removed_calls if c.words == f"delete node {removed}"]
+    resets = [c for c in kubeadm(ha.removed_calls, "reset") if c.words == "reset"]
+    assert member.node == removed and delete.node == FIRST
+    assert member.stamp < delete.stamp < resets[0].stamp and resets[0].node == removed
+    assert removed not in ha.removed_state["cluster"]["etcd_members"]
+    assert removed not in ha.removed_state["nodes"]
