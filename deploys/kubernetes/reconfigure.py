@@ -256,9 +256,20 @@ def _fields(wanted: dict, live: dict | None) -> dict:
     return {k: v for k, v in wanted.items() if k not in ("apiVersion", "kind") and live.get(k) != v}
 
 
+def upgrading(running: dict | None, ctx: NodeContext) -> bool:
+    """Whether the cluster runs another Kubernetes release than the cluster file pins: the
+    upgrade's to carry out (`kubeadm upgrade` rewrites the ConfigMaps and manifests), so
+    the reconfiguration waits for it (a run after the upgrade reconfigures)."""
+    cluster = (running or {}).get("ClusterConfiguration") or {}
+    version = cluster.get("kubernetesVersion", "")
+    return bool(version) and version != f"v{ctx.settings.kubernetes_version}"
+
+
 def cluster_changes(running: dict, ctx: NodeContext) -> list[str]:
     """The kinds of configuration whose ConfigMap differs from the cluster file, in the
-    order they are applied."""
+    order they are applied; none while the cluster is being upgraded (upgrading)."""
+    if upgrading(running, ctx):
+        return []
     s, changes = ctx.settings, []
     if managed(running.get("ClusterConfiguration")) != managed(cluster_configuration(ctx)):
         changes.append("ClusterConfiguration")
@@ -448,7 +459,9 @@ def reconfigure_node(ctx: NodeContext, member: bool) -> None:
     uploaded (record_commands)."""
     state = live(ctx, member)
     node = ctx.node
-    steps = control_plane_steps(state["applied"], ctx) if member and node.is_control_plane else []
+    steps = []
+    if member and node.is_control_plane and not upgrading(state["running"], ctx):
+        steps = control_plane_steps(state["applied"], ctx)
     server.shell(
         name="kubeadm: reconfigure control plane",
         commands=control_plane_commands(ctx, steps),

@@ -257,6 +257,17 @@ def test_the_first_control_plane_records_right_after_init():
     assert result.op("w1", "kubeadm: join worker").commands[-1].startswith("kubeadm config")
 
 
+def test_a_cluster_on_another_release_is_left_to_its_upgrade():
+    """kubeadm upgrade rewrites the ConfigMaps and manifests at the new release; the
+    reconfiguration must not write them at either release meanwhile."""
+    facts = live.running_with(
+        HA, running={"ClusterConfiguration": {"kubernetesVersion": "v1.34.3"}}
+    )
+    facts["cp2"][live.FACT]["applied"] = None  # would be regenerated otherwise
+    result = run(cluster_with(HA, cert_sans=["api.example.com"]), facts)
+    assert result.changed("cp1") == [] and result.changed("cp2") == []
+
+
 # --- decisions --------------------------------------------------------------------------
 
 
