@@ -304,12 +304,16 @@ def plan_removal(ctx: NodeContext) -> tuple[str, dict[str, dict]]:
 
 @deploy("Remove node")
 def remove():
-    remove_node(NodeContext.of(host))
+    ctx = NodeContext.of(host)
+    if ctx.node.is_member:  # not the Kuboard host outside the cluster
+        remove_node(ctx)
 
 
 @deploy("Reset node")
 def reset():
-    reset_node(NodeContext.of(host))
+    ctx = NodeContext.of(host)
+    if ctx.node.is_member:  # not the Kuboard host outside the cluster
+        reset_node(ctx)
 
 
 def remove_node(ctx: NodeContext) -> None:
@@ -370,7 +374,8 @@ def reset_node(ctx: NodeContext) -> None:
     if refusal:
         raise RemovalRefused(refusal)
     state = ctx_state.get()
-    resetting = _removing(state) or [n.name for n in ctx.nodes]
+    members = [n.name for n in ctx.members]
+    resetting = [n for n in (_removing(state) or members) if n in members]
     first = ctx.is_first_control_plane
     leftovers = host.get_fact(NodeLeftovers)
     others = [n for n in resetting if n != ctx.node.name]
