@@ -81,6 +81,8 @@ CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-schedul
 # advice for restarting a control-plane component after `kubeadm certs renew`,
 # kubernetes/website .../kubeadm/kubeadm-certs.md).
 FILE_CHECK_SECONDS = 20
+# What a node is drained for while its kubelet takes the cluster's configuration.
+KUBELET_REASON = "kubelet configuration"
 _SECTIONS = ("kubelet", "applied", "configmaps", "network")
 
 
@@ -469,12 +471,11 @@ def reconfigure_node(ctx: NodeContext, member: bool) -> None:
     )
     if not member:
         return  # neither pending nor left drained by a killed run: nothing to roll
-    drain.roll(
-        ctx,
-        reason="kubelet configuration",
-        pending=kubelet_changed(state["kubelet"], ctx),
-        touch=kubelet_commands,
-    )
+    if not kubelet_changed(state["kubelet"], ctx):
+        # Nothing to do. A node a killed run left drained (this work's or an upgrade's) is
+        # finished by the roll every cluster.py run makes (kubernetes/upgrade.py), once.
+        return
+    drain.roll(ctx, reason=KUBELET_REASON, pending=True, touch=kubelet_commands)
 
 
 __all__ = [

@@ -204,6 +204,17 @@ def test_kubelet_configuration_reaches_every_node_one_at_a_time():
     ]
 
 
+@pytest.mark.parametrize("reason", ["kubelet configuration", "upgrade to 1.35.9"])
+def test_a_node_left_drained_is_finished_once(reason):
+    """A killed run left w1 drained (by this work or by an upgrade): the next run finishes
+    it once, through the roll every run makes (deploys/kubernetes/upgrade.py)."""
+    states = {"w1": {"unschedulable": True, "drain": reason, "ready": True, "kubelet": ""}}
+    facts = live.as_left()
+    facts["cp1"]["deploys.kubernetes.drain.NodeStates"] = states
+    result = run(None, facts)
+    assert result.op("w1", KUBELET).commands == ["call _finish"]  # one roll, not drained again
+
+
 def test_kube_proxy_mode_updates_its_configmap_and_restarts_its_pods():
     result = run(cluster_with(kube_proxy_mode="nftables"), live.as_left())
     assert changed(result) == {"cp1": [KUBE_PROXY], "w1": [], "w2": []}

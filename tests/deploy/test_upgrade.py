@@ -16,7 +16,7 @@ from pyinfra.api import OperationError
 from deploys import kubernetes
 from deploys.preflight import _containerd_problems
 from deploys.settings import Settings
-from tests.deploy import harness
+from tests.deploy import harness, live
 from tests.deploy.test_drain import Api
 from tests.deploy.test_kubernetes import HA, RESPONSES
 
@@ -39,7 +39,12 @@ def upgraded(
     names = [h["name"] for h in doc["hosts"]]
     api = api or Api(names)
     facts = {**at(running), CP_VERSION: running, REPO_34: ["1.34.3-1.1", "1.34.10-1.1"]}
-    own = {n: dict(v) for n, v in (host_facts or {}).items()}
+    # the running cluster's configuration as the cluster file made it (reconfigure.py)
+    left = live.as_left(doc)
+    own = {
+        n: {**left.get(n, {}), **(host_facts or {}).get(n, {})}
+        for n in {*left, *(host_facts or {})}
+    }
     from deploys.kubernetes import drain
 
     states = drain.NodeStates().process(api.listing().splitlines())
