@@ -152,6 +152,18 @@ class Settings:
         8); required with api_load_balancer vip. Secret.""",
         secret=True,
     )
+    haproxy_version: str = setting(
+        "",
+        HOST,
+        """Exact apt version of the haproxy package to pin (api_load_balancer local or vip);
+        empty takes the version the release's archive offers. Held either way.""",
+    )
+    keepalived_version: str = setting(
+        "",
+        HOST,
+        """Exact apt version of the keepalived package to pin (api_load_balancer vip); empty
+        takes the version the release's archive offers. Held either way.""",
+    )
     cert_sans: list = setting(
         [], CLUSTER, "Extra subject alternative names for the API server certificate."
     )
@@ -450,6 +462,8 @@ _FORMATS = {
     "container_log_max_size": (_SIZE, "like '10Mi'", False),
     "control_plane_endpoint": (_ENDPOINT, "'host:port'", True),
     "containerd_version": (_DEB_VERSION, "an apt version", True),
+    "haproxy_version": (_DEB_VERSION, "an apt version", True),
+    "keepalived_version": (_DEB_VERSION, "an apt version", True),
     "docker_apt_repo": (_APT_URL, "an http(s) URL", False),
     "kubernetes_apt_repo": (_APT_URL, "an http(s) URL", False),
     "kubernetes_package_revision": (_PACKAGE_REVISION, "a revision like '1.1'", False),

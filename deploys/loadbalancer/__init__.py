@@ -2,12 +2,14 @@
 the control planes with keepalived holding a virtual IP (vip); nothing with none. Before
 the Kubernetes concern: init and joins already go through the endpoint it serves.
 
-haproxy and keepalived are the distribution's packages: installed at the version the
-release's archive offers, then held (apt-mark hold), as containerd is when not pinned. A
-Debian or Ubuntu archive keeps only the current version of a package per suite (point
-releases and security updates replace it), so an exact version written down per release
-would stop installing on the next update; what is pinned is what a node installed first,
-and no `apt upgrade` replaces it behind the deploy's back.
+haproxy and keepalived are the distribution's packages, held (apt-mark hold) as
+containerd is: at the exact versions haproxy_version and keepalived_version when set (a
+node with another version installed gets that one), else at the version the release's
+archive offers. No default version is written here: a Debian or Ubuntu archive keeps only
+the current version of a package per suite (point releases and security updates replace
+it), so a version written down per release would stop installing at the next update; an
+unpinned node keeps what it installed first, and no `apt upgrade` replaces it behind the
+deploy's back.
 
 A changed configuration is applied with `systemctl reload-or-restart`: haproxy's reload
 (its systemd unit's ExecReload: check the file, then USR2 to the master) starts new workers
@@ -25,13 +27,14 @@ from pyinfra.operations import files, server
 
 from deploys import secret
 from deploys.context import NodeContext
-from deploys.distro import host_release
+from deploys.distro import apt, host_release
 from deploys.loadbalancer.facts import LoadBalancerState
 from deploys.loadbalancer.model import (
     HAPROXY_CFG,
     KEEPALIVED_CONF,
     check_settings,
     components,
+    pinned_versions,
     ports,
     vrrp,
 )
@@ -53,12 +56,20 @@ def converge():
         return
     current = host.get_fact(LoadBalancerState)
     family = host_release(current["release"], host.name).family
-    missing = [p for p in wanted if p not in current["packages"]]
+    pins = pinned_versions(ctx.settings)
+    missing = [
+        p
+        for p in wanted
+        if p not in current["packages"] or pins[p] not in ("", current["packages"][p]["version"])
+    ]
     if missing:
         family.install(
-            name=f"loadbalancer: install {' and '.join(missing)}", packages=missing, update=True
+            name=f"loadbalancer: install {' and '.join(missing)}",
+            packages=[apt.spec(p, pins[p]) for p in missing],
+            update=True,
+            extra_install_args=family.REPLACE_HELD,
         )
-    unheld = [p for p in wanted if not current["packages"].get(p, {}).get("held")]
+    unheld = [p for p in wanted if p in missing or not current["packages"][p]["held"]]
     if unheld:
         server.shell(
             name=f"loadbalancer: hold {' and '.join(unheld)}",

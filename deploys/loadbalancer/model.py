@@ -61,6 +61,11 @@ def components(ctx: NodeContext) -> tuple[str, ...]:
     return ()
 
 
+def pinned_versions(settings: Settings) -> dict[str, str]:
+    """{package: the exact apt version to install and hold, "" for the archive's}."""
+    return {HAPROXY: settings.haproxy_version, KEEPALIVED: settings.keepalived_version}
+
+
 def haproxy_cfg(ctx: NodeContext) -> str:
     s = ctx.settings
     bind = f"127.0.0.1:{s.api_load_balancer_port}" if ctx.api_load_balancer == "local" else (

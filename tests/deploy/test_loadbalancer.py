@@ -81,3 +81,60 @@ def test_local_runs_haproxy_only_on_every_node():
         assert run.op_names(host)[0] == "loadbalancer: install haproxy"
         assert KEEPALIVED_CONF not in run.written(host)
         assert "bind 127.0.0.1:8443" in run.written(host)[HAPROXY_CFG]
+
+
+# Debian 12's recorded versions (tests/deploy/facts/debian-12/loadbalancer.yaml).
+RECORDED = {"haproxy_version": "2.6.12-1+deb12u4", "keepalived_version": "1:2.2.7-1+b2"}
+
+
+def pinned(cluster: dict, **versions: str) -> dict:
+    return {**cluster, "settings": {**cluster.get("settings", {}), **versions}}
+
+
+def test_pinned_versions_are_installed_exactly_and_held():
+    run = harness.run(loadbalancer.converge, os="debian-12", cluster=pinned(VIP, **RECORDED))
+    install = run.op("cp1", "loadbalancer: install haproxy and keepalived").commands[-1]
+    assert "haproxy=2.6.12-1+deb12u4" in install
+    assert "keepalived=1:2.2.7-1+b2" in install
+    assert "--allow-change-held-packages" in install
+    assert "loadbalancer: hold haproxy and keepalived" in run.op_names("cp1")
+
+
+def test_a_pin_equal_to_the_installed_version_changes_nothing():
+    cluster = pinned(VIP, **RECORDED)
+    run = harness.run(
+        loadbalancer.converge,
+        os="debian-12",
+        cluster=cluster,
+        converged=True,
+        host_facts=keepalived_facts(cluster),
+    )
+    assert run.changed("cp1") == []
+
+
+@pytest.mark.parametrize(
+    ("versions", "reinstalled"),
+    [
+        ({"haproxy_version": "2.6.12-1+deb12u5"}, ["haproxy"]),
+        ({"keepalived_version": "1:2.2.7-1+b3"}, ["keepalived"]),
+        (
+            {"haproxy_version": "2.6.12-1+deb12u5", "keepalived_version": "1:2.2.7-1+b3"},
+            ["haproxy", "keepalived"],
+        ),
+    ],
+)
+def test_a_changed_pin_installs_that_version_and_holds_it_again(versions, reinstalled):
+    cluster = pinned(VIP, **versions)
+    run = harness.run(
+        loadbalancer.converge,
+        os="debian-12",
+        cluster=cluster,
+        converged=True,
+        host_facts=keepalived_facts(cluster),
+    )
+    what = " and ".join(reinstalled)
+    install = run.op("cp1", f"loadbalancer: install {what}").commands[-1]
+    for package in reinstalled:
+        assert f"{package}={versions[package + '_version']}" in install
+    hold = run.op("cp1", f"loadbalancer: hold {what}").commands
+    assert hold == [f"apt-mark hold {' '.join(reinstalled)}"]

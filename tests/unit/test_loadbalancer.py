@@ -234,6 +234,9 @@ def test_one_host_may_have_its_own_interface():
         ({**VIP, "vrrp_interface": "eth0 }"}, "vrrp_interface: 'eth0 }' is not an interface"),
         ({**VIP, "vrrp_router_id": 256}, "vrrp_router_id: 256 is not a VRRP router id"),
         ({"api_load_balancer_port": 0}, "api_load_balancer_port: 0 is not a TCP port"),
+        ({"haproxy_version": "2.6; reboot"}, "haproxy_version: '2.6; reboot' is not an apt"),
+        ({"haproxy_version": "latest"}, "haproxy_version: 'latest' is not an apt version"),
+        ({"keepalived_version": "1:2.2.7 x"}, "keepalived_version: '1:2.2.7 x' is not an apt"),
     ],
     ids=lambda v: str(v)[:40],
 )  # fmt: skip
