@@ -100,16 +100,20 @@ def test_pinned_versions_are_installed_exactly_and_held():
     assert "loadbalancer: hold haproxy and keepalived" in run.op_names("cp1")
 
 
-def test_a_pin_equal_to_the_installed_version_changes_nothing():
-    cluster = pinned(VIP, **RECORDED)
-    run = harness.run(
+def converged_debian_12(**versions: str) -> harness.Run:
+    """The deploy on Debian 12's converged control plane, with these pins."""
+    cluster = pinned(VIP, **versions)
+    return harness.run(
         loadbalancer.converge,
         os="debian-12",
         cluster=cluster,
         converged=True,
         host_facts=keepalived_facts(cluster),
     )
-    assert run.changed("cp1") == []
+
+
+def test_a_pin_equal_to_the_installed_version_changes_nothing():
+    assert converged_debian_12(**RECORDED).changed("cp1") == []
 
 
 @pytest.mark.parametrize(
@@ -124,14 +128,7 @@ def test_a_pin_equal_to_the_installed_version_changes_nothing():
     ],
 )
 def test_a_changed_pin_installs_that_version_and_holds_it_again(versions, reinstalled):
-    cluster = pinned(VIP, **versions)
-    run = harness.run(
-        loadbalancer.converge,
-        os="debian-12",
-        cluster=cluster,
-        converged=True,
-        host_facts=keepalived_facts(cluster),
-    )
+    run = converged_debian_12(**versions)
     what = " and ".join(reinstalled)
     install = run.op("cp1", f"loadbalancer: install {what}").commands[-1]
     for package in reinstalled:
