@@ -27,6 +27,7 @@ from deploys.addons.kubectl import ADMIN_KUBECONFIG, kubectl
 from deploys.addons.network import PLUGIN as NETWORK
 from deploys.context import NodeContext
 from deploys.kubernetes import certificates
+from deploys.kubernetes.upgrade import SNAPSHOT_DIR
 
 SYSTEM_NAMESPACE = "kube-system"
 # The namespaces whose pods must run: the control plane's and kube-proxy's, and the
@@ -101,9 +102,12 @@ def problems(status: dict | None, node_names: list[str]) -> list[str]:
     return issues
 
 
-def summary(ctx: NodeContext, status: dict | None, expiry: dict | None = None) -> list[str]:
+def summary(
+    ctx: NodeContext, status: dict | None, expiry: dict | None = None, snapshot: str = ""
+) -> list[str]:
     """The lines printed at the end of a run that changed the cluster; `expiry`: {control
-    plane: its certificates' expiry (certificates.CertificateExpiry) or None}."""
+    plane: its certificates' expiry (certificates.CertificateExpiry) or None}; `snapshot`:
+    the newest etcd snapshot an upgrade saved on the first control plane, "" for none."""
     s = ctx.settings
     found = {n["metadata"]["name"]: n for n in _items(status, "Node")}
     lines = [f"cluster ready: {len(ctx.members)} nodes, API server {ctx.api_endpoint}"]
@@ -126,6 +130,11 @@ def summary(ctx: NodeContext, status: dict | None, expiry: dict | None = None) -
     moment = datetime.datetime.now(datetime.UTC)
     for name, found in (expiry or {}).items():
         lines.append("certificates: " + certificates.expiry_line(name, found, moment))
+    if snapshot:
+        lines.append(
+            f"etcd snapshot: {snapshot} on {ctx.first_control_plane.name} (the newest, saved "
+            "before an upgrade)"
+        )
     others = strangers(ctx, status)
     if others:
         lines.append(
@@ -191,6 +200,16 @@ def certificate_expiry(ctx: NodeContext) -> dict[str, dict | None]:
     return found
 
 
+def latest_snapshot() -> str:
+    """The newest etcd snapshot an upgrade saved on this host (the first control plane),
+    read now (after this run's upgrade); "" for none or when it cannot be listed."""
+    listing = StringCommand(f"ls -1t {SNAPSHOT_DIR}/*.db 2>/dev/null | head -n1 || true")
+    try:
+        return secret.output(listing, "listing etcd snapshots").strip()
+    except OperationError:
+        return ""
+
+
 @deploy("Cluster ready")
 def wait_for_cluster():
     ctx = NodeContext.of(host)
@@ -205,7 +224,8 @@ def wait_for_cluster():
 
     def print_summary():
         # No arguments: pyinfra records a call's arguments, and the settings hold secrets.
-        for line in summary(ctx, host.get_fact(ClusterStatus), certificate_expiry(ctx)):
+        status, expiry = host.get_fact(ClusterStatus), certificate_expiry(ctx)
+        for line in summary(ctx, status, expiry, latest_snapshot()):
             host.log(line)
 
     def run_changed_this_node() -> bool:

@@ -194,6 +194,27 @@ def test_summary_without_extras_or_status():
     ]
 
 
+SNAPSHOT = "/var/lib/pyinfra-kubeadm/etcd-snapshots/etcd-before-v1.35.9-20261130T040000Z.db"
+
+
+def test_summary_names_the_newest_etcd_snapshot():
+    lines = ready.summary(context(), None, snapshot=SNAPSHOT)
+    assert lines[-1] == f"etcd snapshot: {SNAPSHOT} on cp1 (the newest, saved before an upgrade)"
+    assert not any("etcd snapshot" in line for line in ready.summary(context(), None))
+
+
+@pytest.mark.parametrize(("listing", "shown"), [(SNAPSHOT + "\n", True), ("", False)])
+def test_the_printed_summary_reads_the_snapshot_from_the_first_control_plane(listing, shown):
+    facts = harness.load_facts("debian-12", converged=True)
+    run = harness.run(
+        _applies_then_waits,
+        os="debian-12",
+        facts={STATUS: facts[STATUS]},
+        responses=[(r"ls -1t /var/lib/pyinfra-kubeadm/etcd-snapshots/\*\.db", 0, listing)],
+    )
+    assert (f"[cp1] etcd snapshot: {SNAPSHOT} on cp1" in run.log) is shown
+
+
 def stranger(items):
     extra = copy.deepcopy(item(items, "w2"))
     extra["metadata"]["name"] = "old-w9"
