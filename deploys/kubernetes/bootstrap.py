@@ -52,6 +52,7 @@ from deploys.kubernetes.kubeadm_config import (
     CRI_SOCKET,
     INIT_CONFIG,
     JOIN_CONFIG,
+    KUBELET_CONF,
     KUBERNETES_DIR,
     PLACEHOLDER_CREDENTIALS,
     JoinCredentials,
@@ -63,7 +64,6 @@ from deploys.runtime.facts import ContainerdState
 from deploys.runtime.verify import loaded_sandbox_image
 from deploys.settings import Settings
 
-KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
 # What a join (or init) leaves on a node that later left the cluster: `kubeadm join`'s
 # preflight refuses it ([ERROR FileAvailable--etc-kubernetes-pki-ca.crt]).
 JOIN_LEFTOVER = f"{KUBERNETES_DIR}/pki/ca.crt"

@@ -37,6 +37,14 @@ JOIN_CONFIG = f"{KUBERNETES_DIR}/kubeadm-join.yaml"
 # KubeSchedulerConfiguration, mounted into kube-scheduler on every control plane.
 SCHEDULER_CONFIG = f"{KUBERNETES_DIR}/kube-scheduler-config.yaml"
 SCHEDULER_KUBECONFIG = f"{KUBERNETES_DIR}/scheduler.conf"
+# What kubeadm itself writes, read and changed by the day-2 work (upgrade, reconfigure,
+# removal): the kubelet's kubeconfig and configuration, the certificates, the static pods.
+KUBELET_CONF = f"{KUBERNETES_DIR}/kubelet.conf"
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+PKI_DIR = f"{KUBERNETES_DIR}/pki"
+MANIFESTS_DIR = f"{KUBERNETES_DIR}/manifests"
+APISERVER_MANIFEST = f"{MANIFESTS_DIR}/kube-apiserver.yaml"
+ETCD_MANIFEST = f"{MANIFESTS_DIR}/etcd.yaml"
 # `kubeadm init` always creates a bootstrap token; this one only lives briefly, because
 # every join gets a fresh token created when it runs.
 INIT_TOKEN_TTL = "15m0s"

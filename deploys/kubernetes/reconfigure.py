@@ -53,7 +53,11 @@ from deploys.kubernetes import drain
 from deploys.kubernetes.kubeadm_config import (
     ADMIN_KUBECONFIG,
     INIT_CONFIG,
+    KUBELET_CONF,
+    KUBELET_CONFIG,
     KUBERNETES_DIR,
+    MANIFESTS_DIR,
+    PKI_DIR,
     _yaml,
     cluster_configuration,
     init_configuration,
@@ -65,10 +69,6 @@ from deploys.kubernetes.kubeadm_config import (
 # On each control plane: the InitConfiguration and ClusterConfiguration its static pod
 # manifests and API server certificate were last generated from.
 APPLIED_CONFIG = f"{KUBERNETES_DIR}/kubeadm-applied.yaml"
-KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
-KUBELET_KUBECONFIG = f"{KUBERNETES_DIR}/kubelet.conf"
-PKI_DIR = f"{KUBERNETES_DIR}/pki"
-MANIFESTS_DIR = f"{KUBERNETES_DIR}/manifests"
 # The ConfigMaps kubeadm writes in kube-system: name -> (data key, kind of its document).
 CONFIG_MAPS = {
     "kubeadm-config": ("ClusterConfiguration", "ClusterConfiguration"),
@@ -404,7 +404,7 @@ def kubelet_commands() -> list[StringCommand]:
     """Fetch the kubelet-config ConfigMap into the node's kubelet configuration (with the
     node's own credentials: workers have no admin kubeconfig) and restart the kubelet."""
     return [
-        _kubeadm("upgrade", "node", "phase", "kubelet-config", "--kubeconfig", KUBELET_KUBECONFIG),
+        _kubeadm("upgrade", "node", "phase", "kubelet-config", "--kubeconfig", KUBELET_CONF),
         StringCommand("systemctl restart kubelet"),
     ]
 

@@ -52,13 +52,20 @@ from deploys.context import NodeContext
 from deploys.failure import report
 from deploys.kubernetes import drain
 from deploys.kubernetes.bootstrap import reset_command
-from deploys.kubernetes.kubeadm_config import kubectl
+from deploys.kubernetes.kubeadm_config import (
+    APISERVER_MANIFEST,
+    ETCD_MANIFEST,
+    KUBELET_CONF,
+    KUBELET_CONFIG,
+    KUBERNETES_DIR,
+    MANIFESTS_DIR,
+    PKI_DIR,
+    kubectl,
+)
 
 # What kubeadm and the cluster leave on a node, removed after `kubeadm reset`.
 # /etc/kubernetes goes too, but for the empty manifests directory the kubelet package
 # installs (and a joining node's configuration is written beside): as after the packages.
-KUBERNETES_DIR = "/etc/kubernetes"
-PACKAGE_DIR = f"{KUBERNETES_DIR}/manifests"
 DIRECTORIES = (
     KUBERNETES_DIR,
     "/var/lib/kubelet",
@@ -74,12 +81,11 @@ INTERFACES = ("cni0", "flannel.1", "flannel-v6.1", "flannel-wg", "flannel-wg-v6"
 CHAINS = "(KUBE|FLANNEL)-"
 # What kubeadm made on a node: reset has something to do.
 KUBEADM_STATE = (
-    "/etc/kubernetes/kubelet.conf",
-    "/etc/kubernetes/pki",
-    "/etc/kubernetes/manifests/kube-apiserver.yaml",
-    "/var/lib/kubelet/config.yaml",
+    KUBELET_CONF,
+    PKI_DIR,
+    APISERVER_MANIFEST,
+    KUBELET_CONFIG,
 )
-ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 CONTROL_PLANE_LABEL = "node-role.kubernetes.io/control-plane"
 RESET_CONFIRMATION = "RESET"
 
@@ -98,7 +104,7 @@ class NodeLeftovers(FactBase):
         lines = [f"[ -e {p} ] && echo kubeadm" for p in KUBEADM_STATE]
         lines.append(f"[ -e {ETCD_MANIFEST} ] && echo etcd")
         lines.append(
-            f'[ -n "$(find {KUBERNETES_DIR} -mindepth 1 -not -path {PACKAGE_DIR} '
+            f'[ -n "$(find {KUBERNETES_DIR} -mindepth 1 -not -path {MANIFESTS_DIR} '
             f'2>/dev/null | head -n 1)" ] && echo dir {KUBERNETES_DIR}'
         )
         lines += [f"[ -e {d} ] && echo dir {d}" for d in DIRECTORIES[1:]]
@@ -235,7 +241,7 @@ def directories_command(leftovers: dict) -> list[StringCommand]:
         return []
     commands = [StringCommand("rm", "-rf", "--one-file-system", *map(QuoteString, found))]
     if KUBERNETES_DIR in found:
-        commands.append(StringCommand("install", "-d", "-m", "755", PACKAGE_DIR))
+        commands.append(StringCommand("install", "-d", "-m", "755", MANIFESTS_DIR))
     return commands
 
 

@@ -50,13 +50,13 @@ from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from deploys import versions
 from deploys.distro import apt
+from deploys.kubernetes.kubeadm_config import APISERVER_MANIFEST
 
 PACKAGES = ("kubeadm", "kubelet", "kubectl")
 # The skew policy: a kubelet may be up to three minors older than kube-apiserver (1.28+).
 MAX_MINORS = 3
 SNAPSHOT_DIR = "/var/lib/pyinfra-kubeadm/etcd-snapshots"
 SNAPSHOTS_KEPT = 3
-APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
 _PACKAGE_VERSION = re.compile(r"^(\d+\.\d+\.\d+)-[0-9A-Za-z.+~]+$")
 
 
